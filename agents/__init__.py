@@ -1,0 +1,1 @@
+"""Agents that play the glimpse envs: the built-in RAM (REINFORCE) and SB3 glue."""

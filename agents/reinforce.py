@@ -1,0 +1,189 @@
+"""Hybrid REINFORCE for the RAM agent over ``GlimpseVectorEnv``: rollout, loss, train, evaluate.
+
+The agent plays the env like any other agent: it resets the env on chosen images, steps it with
+``{"location", "label"}`` actions, reads the reward of its final answer from the env and the
+true class from ``info["label"]`` at the episode's end. Everything stays on the env's device.
+
+The loss of a batch (the paper's hybrid loss, averaged over episodes)::
+
+    L = CE(p(y | h_T), y)                                    classification
+      - sum_{t < T-1} log pi(l_t | h_t) * (R - b_t)          REINFORCE, b_t as control variate
+      + mean_t (R - b_t)^2                                   baseline regression
+
+where ``R`` is 1 for a right answer, else 0. Only the ``T - 1`` locations the env actually
+looks at get a REINFORCE term (the one sent with the final label is never used, so none is
+drawn), and ``log pi`` is the log-density of exactly the sample sent to the env.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch.distributions import Normal
+from torch.nn import functional as F
+
+from agents.ram import RAM
+from ram_env.vector import GlimpseVectorEnv
+
+__all__ = ["Rollout", "evaluate", "hybrid_loss", "rollout", "train_epoch"]
+
+
+@dataclass
+class Rollout:
+    """One batch of finished episodes (``B`` episodes, ``T`` glimpses).
+
+    Attributes:
+        log_probs: ``[B, C]`` log class probabilities after the last glimpse.
+        log_pi: ``[B, T-1]`` log-density of each location the env looked at after the first.
+        baselines: ``[B, T-1]`` baseline predictions at those steps.
+        reward: ``[B]`` 1.0 for a right answer, else 0.0 (from the env).
+        targets: ``[B]`` true classes (from the env's final ``info["label"]``).
+        fixations: ``[B, T, 2]`` every fixation the glimpses were taken at.
+    """
+
+    log_probs: torch.Tensor
+    log_pi: torch.Tensor
+    baselines: torch.Tensor
+    reward: torch.Tensor
+    targets: torch.Tensor
+    fixations: torch.Tensor
+
+
+def rollout(
+    model: RAM,
+    env: GlimpseVectorEnv,
+    indices: torch.Tensor,
+    std: float,
+    generator: torch.Generator,
+    sample: bool = True,
+) -> Rollout:
+    """Play one episode in every sub-env of ``env`` on images ``indices`` (int64 ``[B]``).
+
+    ``sample=False`` follows the mean policy ``mu_t`` instead of ``N(mu_t, std^2)``.
+    """
+    batch, device = env.num_envs, env.device
+    obs, _ = env.reset(options={"indices": indices})
+    state = model.initial_state(batch, device)
+    no_answer = torch.zeros(batch, dtype=torch.int64, device=device)
+    log_pi, baselines, fixations = [], [], []
+    for t in range(env.config.n_glimpses):
+        fixations.append(obs["location"])
+        state = model.step(obs["glimpse"], obs["location"], state)
+        if t == env.config.n_glimpses - 1:
+            break
+        mean = model.location_mean(state[0])
+        location = mean.detach()
+        if sample:
+            noise = torch.randn(mean.shape, generator=generator, device=device)
+            location = location + std * noise
+        log_pi.append(Normal(mean, std).log_prob(location).sum(dim=-1))
+        baselines.append(model.baseline(state[0]))
+        obs, _, _, _, _ = env.step({"location": location, "label": no_answer})
+    log_probs = model.classify(state[0])
+    final = {"location": obs["location"], "label": log_probs.argmax(dim=-1)}
+    _, reward, _, _, info = env.step(final)
+    empty = torch.zeros(batch, 0, device=device)
+    return Rollout(
+        log_probs=log_probs,
+        log_pi=torch.stack(log_pi, dim=1) if log_pi else empty,
+        baselines=torch.stack(baselines, dim=1) if baselines else empty,
+        reward=reward,
+        targets=info["label"],
+        fixations=torch.stack(fixations, dim=1),
+    )
+
+
+def hybrid_loss(batch: Rollout) -> dict[str, torch.Tensor]:
+    """The hybrid loss of a rollout: ``{"loss", "classification", "reinforce", "baseline"}``."""
+    classification = F.nll_loss(batch.log_probs, batch.targets)
+    reward = batch.reward[:, None].expand_as(batch.baselines)
+    advantage = (reward - batch.baselines).detach()
+    reinforce = -(batch.log_pi * advantage).sum(dim=1).mean()
+    baseline = F.mse_loss(batch.baselines, reward) if reward.numel() else reinforce * 0
+    return {
+        "loss": classification + reinforce + baseline,
+        "classification": classification,
+        "reinforce": reinforce,
+        "baseline": baseline,
+    }
+
+
+def train_epoch(
+    model: RAM,
+    env: GlimpseVectorEnv,
+    optimizer: torch.optim.Optimizer,
+    indices: torch.Tensor,
+    std: float,
+    generator: torch.Generator,
+    on_batch: Callable[[int], None] | None = None,
+) -> dict[str, float]:
+    """One pass over ``indices`` (already shuffled) in batches of ``env.num_envs``.
+
+    A last partial batch is dropped (a fresh shuffle each epoch drops different images).
+    ``on_batch(images)`` is called after every batch (progress bars). Returns the epoch means
+    of the loss terms, ``accuracy``, ``reward``, and fixation statistics: ``fixation_abs``
+    (mean ``|l|`` per coordinate) and ``fixation_border`` (fraction of fixations at a border).
+    """
+    model.train()
+    batch = env.num_envs
+    totals: dict[str, torch.Tensor] = {}
+    batches = len(indices) // batch
+    if batches == 0:
+        raise ValueError(f"{len(indices)} training images make no batch of {batch}")
+    for start in range(0, batches * batch, batch):
+        episodes = rollout(model, env, indices[start : start + batch], std, generator)
+        losses = hybrid_loss(episodes)
+        optimizer.zero_grad(set_to_none=True)
+        losses["loss"].backward()
+        optimizer.step()
+        stats = {
+            **{name: value.detach() for name, value in losses.items()},
+            "accuracy": (episodes.log_probs.argmax(-1) == episodes.targets).float().mean(),
+            "reward": episodes.reward.mean(),
+            "fixation_abs": episodes.fixations.abs().mean(),
+            "fixation_border": (episodes.fixations.abs() >= 1.0).any(-1).float().mean(),
+        }
+        for name, value in stats.items():
+            totals[name] = totals.get(name, 0) + value
+        if on_batch is not None:
+            on_batch(batch)
+    return {name: float(total) / batches for name, total in totals.items()}
+
+
+@torch.no_grad()
+def evaluate(
+    model: RAM,
+    env: GlimpseVectorEnv,
+    indices: torch.Tensor,
+    samples: int,
+    std: float,
+    generator: torch.Generator,
+    mean_policy: bool = False,
+) -> float:
+    """Accuracy over the images ``indices``, each seen exactly once.
+
+    Each image is played ``samples`` (the seed's ``M``) times with sampled locations, and the
+    class probabilities of the ``M`` episodes are averaged before the argmax. ``mean_policy``
+    follows ``mu_t`` instead (then ``samples`` must be 1). ``env.num_envs`` must be a multiple
+    of ``samples``; the last chunk is padded with repeats whose results are dropped.
+    """
+    if env.num_envs % samples:
+        raise ValueError(f"num_envs={env.num_envs} is not a multiple of samples={samples}")
+    if mean_policy and samples != 1:
+        raise ValueError("the mean policy is deterministic: use samples=1")
+    model.eval()
+    chunk = env.num_envs // samples
+    correct = torch.zeros((), device=env.device)
+    for start in range(0, len(indices), chunk):
+        images = indices[start : start + chunk]
+        valid = len(images)
+        padded = torch.cat([images, images[-1:].expand(chunk - valid)])
+        episodes = rollout(
+            model, env, padded.repeat(samples), std, generator, sample=not mean_policy
+        )
+        probs = episodes.log_probs.exp().view(samples, chunk, -1).mean(dim=0)
+        predicted = probs.argmax(dim=-1)[:valid]
+        correct += (predicted == episodes.targets[:valid]).sum()
+    return float(correct) / len(indices)

@@ -1,0 +1,151 @@
+"""Tasks built from a dataset: plain, translated and cluttered canvases, batched and seeded.
+
+A canvas is a uint8 image ``[H, W]`` holding one dataset image (the "digit", 28 x 28) and,
+optionally, clutter: square pieces cut from other random images of the same split. Every random
+choice for a canvas is a pure function of its *key* (an int in ``[0, 2**31)``), computed with a
+counter-based integer hash on the canvases' device. So:
+
+* the training split draws a fresh key per episode from the env's seeded generator (new
+  placement and clutter every episode, reproducible under the seed), and
+* a fixed split (the test split by default) uses the key ``fixed_key(index)``: canvas ``i`` is
+  the same picture for every agent, batch size, device and order of evaluation.
+
+For a key, random stream 0 and 1 place the digit (row, column); for clutter piece ``p`` the
+streams ``2 + 5p ... 6 + 5p`` give its source image, crop row, crop column, canvas row and
+canvas column. Clutter is composited with ``max`` so it never darkens the digit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+__all__ = ["FIXED_CANVAS_SEED", "CanvasSpec", "fixed_key", "hash_uniform", "make_canvases"]
+
+#: Seed of the fixed canvases (the test split). Changing it changes every published test score.
+FIXED_CANVAS_SEED = 20141406
+
+_MASK32 = 0xFFFFFFFF
+
+
+def _mix32(x: torch.Tensor) -> torch.Tensor:
+    """A 32-bit integer finaliser on int64 tensors holding values in ``[0, 2**32)``.
+
+    Every product stays below ``2**63``, so the int64 arithmetic never overflows.
+    """
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _MASK32
+    x = (((x >> 16) ^ x) * 0x45D9F3B) & _MASK32
+    return (x >> 16) ^ x
+
+
+def hash_uniform(keys: torch.Tensor, stream: int, high: int | torch.Tensor) -> torch.Tensor:
+    """Uniform integers in ``[0, high)``, a pure function of ``(key, stream)``.
+
+    Args:
+        keys: int64 ``[B]`` in ``[0, 2**31)``.
+        stream: which independent draw of the key (a small non-negative int).
+        high: exclusive upper bound, an int or an int64 tensor broadcastable to ``[B]``.
+
+    Returns:
+        int64 ``[B]``. (The modulo bias is below ``high / 2**32``.)
+    """
+    x = _mix32((keys * 0x2545F49 + stream * 0x27D4EB2F + 1) & _MASK32)
+    return _mix32(x ^ 0x5BD1E995) % high
+
+
+def fixed_key(indices: torch.Tensor) -> torch.Tensor:
+    """The key of fixed canvas ``i`` (int64 ``[B]`` -> int64 ``[B]`` in ``[0, 2**31)``)."""
+    return _mix32((indices * 0x9E3779B + FIXED_CANVAS_SEED) & _MASK32) >> 1
+
+
+@dataclass(frozen=True)
+class CanvasSpec:
+    """How a canvas is made from a dataset image.
+
+    Attributes:
+        height, width: canvas size in pixels (at least the image size).
+        placement: ``"center"`` (the image in the middle, as MNIST is) or ``"random"`` (uniform
+            over every position that keeps the whole image inside the canvas).
+        clutter_count: number of clutter pieces (0 for none).
+        clutter_size: side in pixels of each clutter piece (at most the image size).
+    """
+
+    height: int = 28
+    width: int = 28
+    placement: str = "center"
+    clutter_count: int = 0
+    clutter_size: int = 8
+
+    @property
+    def needs_keys(self) -> bool:
+        """Whether canvases depend on a random key (translated or cluttered)."""
+        return self.placement == "random" or self.clutter_count > 0
+
+
+def _paste(
+    canvas: torch.Tensor, piece: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, width: int
+) -> None:
+    """Max-composite square pieces ``[B, p, p]`` into flat canvases ``[B, H * W]`` in place.
+
+    ``rows``/``cols`` (int64 ``[B]``) are the pieces' top-left corners, inside the canvas.
+    """
+    batch, side, _ = piece.shape
+    offsets = torch.arange(side, device=canvas.device)
+    target = ((rows[:, None] + offsets) * width)[:, :, None] + (cols[:, None] + offsets)[:, None, :]
+    target = target.view(batch, side * side)
+    values = torch.maximum(canvas.gather(1, target), piece.reshape(batch, side * side))
+    canvas.scatter_(1, target, values)
+
+
+def _crop(
+    images: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, side: int
+) -> torch.Tensor:
+    """``side x side`` crops ``[B, side, side]`` of ``images[indices]`` at ``(rows, cols)``."""
+    batch = indices.shape[0]
+    size = images.shape[-1]
+    offsets = torch.arange(side, device=images.device)
+    source = ((rows[:, None] + offsets) * size)[:, :, None] + (cols[:, None] + offsets)[:, None, :]
+    flat = images.view(images.shape[0], -1)[indices]
+    return flat.gather(1, source.view(batch, side * side)).view(batch, side, side)
+
+
+def make_canvases(
+    images: torch.Tensor, indices: torch.Tensor, keys: torch.Tensor | None, spec: CanvasSpec
+) -> torch.Tensor:
+    """Build the canvases of ``images[indices]``.
+
+    Args:
+        images: uint8 ``[N, S, S]``, the whole split, on the target device.
+        indices: int64 ``[B]`` in ``[0, N)``, the image shown on each canvas.
+        keys: int64 ``[B]`` in ``[0, 2**31)`` (see the module docstring); may be ``None`` when
+            ``spec.needs_keys`` is false.
+        spec: the task's canvas settings.
+
+    Returns:
+        uint8 ``[B, H, W]`` on ``images.device``.
+    """
+    num_images, size, _ = images.shape
+    height, width = spec.height, spec.width
+    if not spec.needs_keys and (height, width) == (size, size):
+        return images[indices]
+    batch = indices.shape[0]
+    if spec.placement == "random":
+        rows = hash_uniform(keys, 0, height - size + 1)
+        cols = hash_uniform(keys, 1, width - size + 1)
+    else:
+        rows = torch.full((batch,), (height - size) // 2, device=images.device)
+        cols = torch.full((batch,), (width - size) // 2, device=images.device)
+    canvas = torch.zeros(batch, height * width, dtype=torch.uint8, device=images.device)
+    _paste(canvas, images[indices], rows, cols, width)
+    side = spec.clutter_size
+    for piece in range(spec.clutter_count):
+        stream = 2 + 5 * piece
+        source = hash_uniform(keys, stream, num_images)
+        crop_row = hash_uniform(keys, stream + 1, size - side + 1)
+        crop_col = hash_uniform(keys, stream + 2, size - side + 1)
+        clutter = _crop(images, source, crop_row, crop_col, side)
+        row = hash_uniform(keys, stream + 3, height - side + 1)
+        col = hash_uniform(keys, stream + 4, width - side + 1)
+        _paste(canvas, clutter, row, col, width)
+    return canvas.view(batch, height, width)

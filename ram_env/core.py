@@ -1,0 +1,257 @@
+"""The batched glimpse episode: the single source of truth behind both env faces.
+
+``GlimpseCore`` holds ``num_episodes`` episodes on one torch device: their canvases, true labels,
+fixations, latest glimpses and step counts. ``GlimpseEnv`` (numpy, one episode) and
+``GlimpseVectorEnv`` (torch, N episodes) are thin faces over it, so they cannot drift apart.
+
+An episode: ``reset`` shows glimpse 1 at the start fixation. Each ``step(location, label)``
+moves the fixation (clamped to ``[-1, 1]``, as the paper's policy clamps its samples) and shows
+the next glimpse; the label is ignored until step ``n_glimpses``, which scores it (reward 1 if
+right, else 0) and terminates. So an episode has ``n_glimpses`` steps and the agent sees
+``n_glimpses`` glimpses; the location sent with the final label is never looked at.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+
+from ram_env.canvas import CanvasSpec, fixed_key, make_canvases
+from ram_env.datasets import DATASET_NAMES, SPLITS, load_split
+from ram_env.sensor import glimpse
+
+__all__ = ["NUM_CLASSES", "GlimpseConfig", "GlimpseCore", "resolve_device"]
+
+NUM_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class GlimpseConfig:
+    """Every setting of a glimpse task; the ``gymnasium.make`` keyword arguments of each id.
+
+    Attributes:
+        dataset: ``"mnist"`` or ``"fashion-mnist"``.
+        split: ``"train"`` (60k images) or ``"test"`` (the official 10k).
+        canvas_size: canvas side in pixels, or ``(height, width)``; at least 28.
+        placement: ``"center"`` or ``"random"`` (uniform, the image wholly inside).
+        clutter_count: clutter pieces per canvas, cut from other random images of the split.
+        clutter_size: side of each clutter piece in pixels (1 to 28).
+        n_glimpses: glimpses (= steps) per episode, at least 1.
+        patch_size: ``g``, side of each retina patch in pixels.
+        n_scales: ``k``, number of retina scales.
+        scale_factor: ``s``, integer growth of the patch side per scale.
+        start: first fixation, ``"random"`` (uniform in ``[-1, 1]^2``) or ``"center"``.
+        fixed_canvases: canvas ``i`` is always the same picture (see ``ram_env.canvas``);
+            ``None`` means ``split == "test"``.
+        data_root: folder of the dataset cache; ``None`` means ``$RAM_ENV_DATA`` or
+            ``~/.cache/ram_env``.
+    """
+
+    dataset: str = "mnist"
+    split: str = "train"
+    canvas_size: int | tuple[int, int] = 28
+    placement: str = "center"
+    clutter_count: int = 0
+    clutter_size: int = 8
+    n_glimpses: int = 6
+    patch_size: int = 8
+    n_scales: int = 1
+    scale_factor: int = 2
+    start: str = "random"
+    fixed_canvases: bool | None = None
+    data_root: str | None = None
+
+    def __post_init__(self) -> None:
+        _check_choice("dataset", self.dataset, DATASET_NAMES)
+        _check_choice("split", self.split, SPLITS)
+        _check_choice("placement", self.placement, ("center", "random"))
+        _check_choice("start", self.start, ("random", "center"))
+        height, width = self.canvas_shape
+        if height < 28 or width < 28:
+            raise ValueError(
+                f"canvas_size must be at least 28 on each side, got {self.canvas_size}"
+            )
+        for name, low in (
+            ("n_glimpses", 1),
+            ("patch_size", 1),
+            ("n_scales", 1),
+            ("scale_factor", 1),
+            ("clutter_count", 0),
+            ("clutter_size", 1),
+        ):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+        if self.clutter_size > 28:
+            raise ValueError(f"clutter_size must be at most 28, got {self.clutter_size}")
+
+    @classmethod
+    def from_kwargs(cls, kwargs: dict) -> GlimpseConfig:
+        """Build from keyword arguments, naming any unknown one."""
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(kwargs) - known)
+        if unknown:
+            raise TypeError(f"unknown glimpse env argument(s) {unknown}; known: {sorted(known)}")
+        return cls(**kwargs)
+
+    @property
+    def canvas_shape(self) -> tuple[int, int]:
+        """``(height, width)`` of the canvas in pixels."""
+        if isinstance(self.canvas_size, int):
+            return self.canvas_size, self.canvas_size
+        height, width = self.canvas_size
+        return int(height), int(width)
+
+    @property
+    def canvas_spec(self) -> CanvasSpec:
+        height, width = self.canvas_shape
+        return CanvasSpec(height, width, self.placement, self.clutter_count, self.clutter_size)
+
+    @property
+    def glimpse_shape(self) -> tuple[int, int, int]:
+        """``(k, g, g)``: shape of one glimpse."""
+        return self.n_scales, self.patch_size, self.patch_size
+
+    @property
+    def uses_fixed_canvases(self) -> bool:
+        return self.split == "test" if self.fixed_canvases is None else self.fixed_canvases
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``torch.device`` from a string or device; a clear error when CUDA is asked but absent."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise RuntimeError(f"device {str(device)!r} was requested but CUDA is not available")
+        index = 0 if device.index is None else device.index
+        if index >= torch.cuda.device_count():
+            raise RuntimeError(
+                f"device {str(device)!r} was requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    return device
+
+
+class GlimpseCore:
+    """``num_episodes`` glimpse episodes on one device, stepped together.
+
+    State (all on ``device``): ``canvases`` uint8 ``[N, H, W]``, ``targets`` int64 ``[N]`` (true
+    classes), ``image_indices`` int64 ``[N]``, ``fixations`` float32 ``[N, 2]``, ``glimpses``
+    float32 ``[N, k, g, g]``, ``steps`` int64 ``[N]`` (steps taken in the current episode).
+    ``uniform_steps`` is the common step count when every episode was reset together (known on
+    the host, so fixed-horizon loops need no device-to-host sync), else ``None``.
+    """
+
+    def __init__(self, config: GlimpseConfig, num_episodes: int, device: torch.device) -> None:
+        if num_episodes < 1:
+            raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+        self.config = config
+        self.num_episodes = num_episodes
+        self.device = device
+        images, labels = load_split(config.dataset, config.split, config.data_root)
+        self.images = images.to(device)
+        self.labels = labels.to(device)
+        self.generator = torch.Generator(device=device)
+        height, width = config.canvas_shape
+        n = num_episodes
+        self.canvases = torch.zeros(n, height, width, dtype=torch.uint8, device=device)
+        self.targets = torch.zeros(n, dtype=torch.int64, device=device)
+        self.image_indices = torch.zeros(n, dtype=torch.int64, device=device)
+        self.fixations = torch.zeros(n, 2, device=device)
+        self.glimpses = torch.zeros(n, *config.glimpse_shape, device=device)
+        self.steps = torch.zeros(n, dtype=torch.int64, device=device)
+        self.uniform_steps: int | None = None
+
+    @property
+    def num_images(self) -> int:
+        """Number of images in the split."""
+        return self.images.shape[0]
+
+    def seed(self, seed: int) -> None:
+        """Seed the generator behind image choice, canvas keys and start fixations."""
+        self.generator.manual_seed(seed)
+
+    def _sense(self) -> None:
+        config = self.config
+        self.glimpses = glimpse(
+            self.canvases, self.fixations, config.patch_size, config.n_scales, config.scale_factor
+        )
+
+    def reset(self, mask: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> None:
+        """Start new episodes in the rows selected by ``mask`` (bool ``[N]``; ``None``: all).
+
+        ``indices`` (int64, one per selected row, in ``[0, num_images)``) chooses the images;
+        ``None`` draws them uniformly at random. Indices are validated (a host sync).
+        """
+        rows = None if mask is None else mask.nonzero().squeeze(1)
+        count = self.num_episodes if rows is None else rows.numel()
+        if indices is None:
+            indices = torch.randint(
+                self.num_images, (count,), generator=self.generator, device=self.device
+            )
+        else:
+            indices = self._checked_indices(indices, count)
+        keys = None
+        if self.config.uses_fixed_canvases:
+            keys = fixed_key(indices)
+        elif self.config.canvas_spec.needs_keys:
+            keys = torch.randint(2**31, (count,), generator=self.generator, device=self.device)
+        canvases = make_canvases(self.images, indices, keys, self.config.canvas_spec)
+        if self.config.start == "center":
+            fixations = torch.zeros(count, 2, device=self.device)
+        else:
+            fixations = torch.rand(count, 2, generator=self.generator, device=self.device) * 2 - 1
+        if rows is None:
+            self.canvases, self.image_indices, self.fixations = canvases, indices, fixations
+            self.targets = self.labels[indices]
+            self.steps = torch.zeros_like(self.steps)
+            self.uniform_steps = 0
+        else:
+            self.canvases[rows] = canvases
+            self.image_indices[rows] = indices
+            # Out of place: the previous fixations were handed out as an observation.
+            self.fixations = self.fixations.index_put((rows,), fixations)
+            self.targets[rows] = self.labels[indices]
+            self.steps[rows] = 0
+            self.uniform_steps = None
+        self._sense()
+
+    def _checked_indices(self, indices: torch.Tensor, count: int) -> torch.Tensor:
+        indices = torch.as_tensor(indices, device=self.device)
+        if indices.shape != (count,):
+            raise ValueError(f"indices must have shape ({count},), got {tuple(indices.shape)}")
+        if indices.dtype.is_floating_point or indices.dtype == torch.bool:
+            raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
+        bad = ((indices < 0) | (indices >= self.num_images)).nonzero().squeeze(1)
+        if bad.numel():
+            raise ValueError(
+                f"image indices out of range [0, {self.num_images}) at positions "
+                f"{bad.tolist()[:10]}: {indices[bad].tolist()[:10]}"
+            )
+        return indices.long()
+
+    def step(self, locations: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Advance every episode by one step. Inputs are trusted (faces validate them).
+
+        Args:
+            locations: float ``[N, 2]`` next fixations; clamped to ``[-1, 1]``.
+            labels: int64 ``[N]`` answered classes; scored only on an episode's last step.
+
+        Returns:
+            ``(reward, terminated)``: float32 ``[N]`` (1.0 for a right final answer, else 0.0)
+            and bool ``[N]`` (the step was the episode's last).
+        """
+        self.steps = self.steps + 1
+        if self.uniform_steps is not None:
+            self.uniform_steps += 1
+        terminated = self.steps >= self.config.n_glimpses
+        reward = (terminated & (labels == self.targets)).float()
+        self.fixations = locations.to(torch.float32).clamp(-1.0, 1.0)
+        self._sense()
+        return reward, terminated

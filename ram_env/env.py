@@ -1,0 +1,211 @@
+"""``GlimpseEnv``: one glimpse episode with numpy at the boundary (the core with N = 1)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium import spaces
+
+from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore, resolve_device
+
+__all__ = ["GlimpseEnv", "check_seed", "glimpse_spaces"]
+
+
+def glimpse_spaces(config: GlimpseConfig) -> tuple[spaces.Dict, spaces.Dict]:
+    """``(observation_space, action_space)`` of one episode of the task ``config``."""
+    observation_space = spaces.Dict(
+        glimpse=spaces.Box(0.0, 1.0, config.glimpse_shape, np.float32),
+        location=spaces.Box(-1.0, 1.0, (2,), np.float32),
+    )
+    action_space = spaces.Dict(
+        location=spaces.Box(-1.0, 1.0, (2,), np.float32),
+        label=spaces.Discrete(NUM_CLASSES),
+    )
+    return observation_space, action_space
+
+
+def check_seed(seed: int | None) -> None:
+    """Raise if ``seed`` is neither ``None`` nor a non-negative int."""
+    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+
+
+class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
+    """Classify an image that can only be seen through a few foveated glimpses.
+
+    ## Description
+
+    The task of Mnih et al. (2014), "Recurrent Models of Visual Attention". A canvas holds one
+    image of a dataset (MNIST by default), possibly moved to a random place and surrounded by
+    clutter. The agent never sees the canvas: it sees a glimpse (a retina of ``n_scales``
+    concentric patches of ``patch_size`` pixels, the outer ones coarser) around its fixation,
+    chooses where to look next, and after ``n_glimpses`` glimpses names the class.
+
+    ## Action Space
+
+    ``Dict(location=Box(-1, 1, (2,), float32), label=Discrete(10))``. ``location`` is the next
+    fixation ``(x, y)``: x to the right, y down, ``(-1, -1)`` the top-left corner, ``(1, 1)``
+    the bottom-right (see ``ram_env.sensor``). A location outside ``[-1, 1]`` is clamped, as
+    the paper's Gaussian policy is; a NaN or a wrong shape is an error. ``label`` is ignored
+    until the last step.
+
+    ## Observation Space
+
+    ``Dict(glimpse=Box(0, 1, (k, g, g), float32), location=Box(-1, 1, (2,), float32))``: the
+    "what" (scale 0 is the sharpest) and the "where" (the fixation the glimpse was taken at).
+
+    ## Rewards
+
+    0 on every step but the last; on the last, 1 if ``label`` is the true class, else 0.
+
+    ## Starting State
+
+    A random image of the split (or ``options={"index": i}``), a fresh canvas, and the first
+    glimpse at a uniform random fixation (``start="center"``: at the centre).
+
+    ## Episode End
+
+    Terminated after exactly ``n_glimpses`` steps, the last of which is scored; ``info["label"]``
+    then carries the true class (never earlier). Never truncated. Stepping a finished episode
+    is an error.
+
+    ## Arguments
+
+    ``gymnasium.make(id, render_mode=None, device="cpu", **config)`` where ``config`` is any
+    field of ``ram_env.core.GlimpseConfig``: ``dataset``, ``split``, ``canvas_size``,
+    ``placement``, ``clutter_count``, ``clutter_size``, ``n_glimpses``, ``patch_size``,
+    ``n_scales``, ``scale_factor``, ``start``, ``fixed_canvases``, ``data_root``. Each
+    registered id sets the paper's values for its task.
+
+    ## Vectorized environment
+
+    ``gymnasium.make_vec(id, num_envs=N, vectorization_mode="vector_entry_point",
+    device="cuda")`` returns ``ram_env.vector.GlimpseVectorEnv``: the same core with N episodes
+    as torch tensors on the device.
+
+    ## Version History
+
+    * v0: Initial version.
+    """
+
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 2}
+
+    def __init__(
+        self,
+        render_mode: str | None = None,
+        device: str | torch.device = "cpu",
+        **config: Any,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self.config = GlimpseConfig.from_kwargs(config)
+        self.core = GlimpseCore(self.config, 1, resolve_device(device))
+        self.observation_space, self.action_space = glimpse_spaces(self.config)
+        self._seeded = False
+        self._finished = True
+        self._path: list[np.ndarray] = []
+        self._answer: int | None = None
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+        """Start an episode. ``options``: ``{"index": i}`` shows image ``i`` of the split."""
+        check_seed(seed)
+        super().reset(seed=seed)
+        if seed is not None:
+            self.core.seed(int(seed))
+        elif not self._seeded:
+            self.core.seed(int(self.np_random.integers(2**63 - 1)))
+        self._seeded = True
+        options = dict(options or {})
+        index = options.pop("index", None)
+        if options:
+            raise ValueError(f"unknown reset option(s) {sorted(options)}; known: ['index']")
+        indices = None
+        if index is not None:
+            if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+                raise ValueError(f"options['index'] must be an int, got {index!r}")
+            indices = torch.tensor([int(index)])
+        self.core.reset(indices=indices)
+        self._finished = False
+        self._path = [self.core.fixations[0].cpu().numpy()]
+        self._answer = None
+        return self._observation(), {}
+
+    def step(
+        self, action: Mapping[str, Any]
+    ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
+        if self._finished:
+            raise RuntimeError("step() called on a finished episode: call reset() first")
+        location, label = self._checked_action(action)
+        reward, terminated = self.core.step(
+            torch.as_tensor(location, device=self.core.device)[None],
+            torch.tensor([label], device=self.core.device),
+        )
+        self._finished = bool(terminated[0])
+        info: dict[str, Any] = {}
+        if self._finished:
+            info["label"] = int(self.core.targets[0])
+            self._answer = label
+        else:
+            self._path.append(self.core.fixations[0].cpu().numpy())
+        return self._observation(), float(reward[0]), self._finished, False, info
+
+    def render(self) -> np.ndarray | None:
+        """The episode now as a uint8 RGB frame ``[h, w, 3]`` (``render_mode="rgb_array"``).
+
+        The canvas enlarged, the retina's squares at the current fixation, the earlier
+        fixations as a numbered path, the glimpse beside it and, once the episode has ended
+        (never earlier), the answered and the true class; see ``ram_env.render.draw_frame``.
+        Returns ``None`` (with a warning) when the env was made without a ``render_mode``.
+        """
+        if self.render_mode is None:
+            gym.logger.warn(
+                "render() was called without a render_mode; make the env with "
+                'render_mode="rgb_array"'
+            )
+            return None
+        from ram_env.render import draw_frame  # lazy: `python -m ram_env.render` stays clean
+
+        ended = self._finished and self._answer is not None
+        return draw_frame(
+            self.core.canvases[0],
+            self._path,
+            None if ended else self.core.glimpses[0],  # at the end: recomputed at path[-1]
+            self.config,
+            answer=self._answer if ended else None,
+            truth=int(self.core.targets[0]) if ended else None,
+        )
+
+    def _checked_action(self, action: Mapping[str, Any]) -> tuple[np.ndarray, int]:
+        if not isinstance(action, Mapping) or set(action) != {"location", "label"}:
+            raise ValueError(
+                f"action must be a dict with keys 'location' and 'label', got {action!r}"
+            )
+        location = np.asarray(action["location"], dtype=np.float32)
+        if location.shape != (2,):
+            raise ValueError(f"action['location'] must have shape (2,), got {location.shape}")
+        if not np.isfinite(location).all():
+            raise ValueError(f"action['location'] must be finite, got {location}")
+        label = action["label"]
+        if isinstance(label, np.ndarray) and label.shape == ():
+            label = label.item()
+        if not isinstance(label, (int, np.integer)) or isinstance(label, bool):
+            raise ValueError(f"action['label'] must be an int, got {label!r}")
+        if not 0 <= label < NUM_CLASSES:
+            raise ValueError(f"action['label'] must be in [0, {NUM_CLASSES}), got {label}")
+        return location, int(label)
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {
+            "glimpse": self.core.glimpses[0].cpu().numpy(),
+            "location": self.core.fixations[0].cpu().numpy(),
+        }

@@ -1,0 +1,230 @@
+"""``GlimpseVectorEnv``: N glimpse episodes as torch tensors on one device (the core, batched)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore, resolve_device
+from ram_env.env import check_seed, glimpse_spaces
+
+__all__ = ["GlimpseVectorEnv"]
+
+
+class GlimpseVectorEnv(VectorEnv):
+    """A natively batched glimpse env: every tensor lives on ``device``, no per-step host copy.
+
+    Observations are ``{"glimpse": float32 [N, k, g, g], "location": float32 [N, 2]}``;
+    rewards float32 ``[N]``; terminations and truncations bool ``[N]``; actions
+    ``{"location": float [N, 2], "label": int [N]}`` (torch tensors, or anything
+    ``torch.as_tensor`` takes). The episode of each sub-env is that of ``GlimpseEnv``.
+    When an episode ends, ``infos["label"]`` holds the true classes and ``infos["_label"]``
+    marks the sub-envs that just ended (Gymnasium's vector info convention).
+
+    Autoreset (``autoreset_mode``):
+
+    * ``NEXT_STEP`` (default): the step after an episode's last step resets that sub-env and
+      ignores its action (reward 0, not terminated). Episodes reset together stay in step and
+      all end together, every ``n_glimpses`` steps, and this is known on the host, so no
+      device-to-host sync happens. After a partial reset the sub-envs run out of step; then
+      each step checks on the device which ones to reset, which costs one sync.
+    * ``DISABLED``: stepping a finished sub-env is an error; restart sub-envs with
+      ``reset(options={"reset_mask": bool [N]})``.
+
+    Reset options: ``"reset_mask"`` (bool ``[N]``, which sub-envs to reset; default all) and
+    ``"indices"`` (int ``[M]``, the images for the ``M`` reset sub-envs, in order; default
+    random), so an evaluation can sweep a split exactly once.
+
+    ``validate_actions=True`` checks every action (shape, dtype, NaN, label range, finished
+    sub-envs) and names the offending sub-envs; the checks cost a sync per step, so a trusted
+    agent on a GPU may turn them off.
+    """
+
+    metadata = {
+        "render_modes": ["rgb_array"],
+        "render_fps": 2,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        device: str | torch.device = "cpu",
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        validate_actions: bool = True,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        **config: Any,
+    ) -> None:
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        autoreset_mode = _autoreset_mode(autoreset_mode)
+        if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED):
+            raise ValueError(
+                f"autoreset_mode must be NEXT_STEP or DISABLED, got {autoreset_mode.value!r}"
+            )
+        self.config = GlimpseConfig.from_kwargs(config)
+        if max_episode_steps is not None and max_episode_steps < self.config.n_glimpses:
+            raise ValueError(
+                f"episodes last exactly n_glimpses={self.config.n_glimpses} steps; "
+                f"max_episode_steps={max_episode_steps} would cut them short (set n_glimpses)"
+            )
+        self.num_envs = num_envs
+        self.device = resolve_device(device)
+        self.core = GlimpseCore(self.config, num_envs, self.device)
+        self.render_mode = render_mode
+        self.validate_actions = validate_actions
+        self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
+        self.single_observation_space, self.single_action_space = glimpse_spaces(self.config)
+        self.observation_space = batch_space(self.single_observation_space, num_envs)
+        self.action_space = batch_space(self.single_action_space, num_envs)
+        self._seeded = False
+
+    @property
+    def autoreset_mode(self) -> AutoresetMode:
+        return self.metadata["autoreset_mode"]
+
+    def reset(
+        self, *, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """Reset all sub-envs, or those in ``options["reset_mask"]``; see the class docstring."""
+        check_seed(seed)
+        super().reset(seed=seed)
+        if seed is not None:
+            self.core.seed(int(seed))
+        elif not self._seeded:
+            self.core.seed(int(self.np_random.integers(2**63 - 1)))
+        self._seeded = True
+        options = dict(options or {})
+        mask = options.pop("reset_mask", None)
+        indices = options.pop("indices", None)
+        if options:
+            raise ValueError(
+                f"unknown reset option(s) {sorted(options)}; known: ['indices', 'reset_mask']"
+            )
+        if mask is not None:
+            mask = torch.as_tensor(mask, device=self.device)
+            if mask.shape != (self.num_envs,) or mask.dtype != torch.bool:
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool tensor of shape ({self.num_envs},), "
+                    f"got dtype {mask.dtype} shape {tuple(mask.shape)}"
+                )
+        self.core.reset(mask=mask, indices=indices)
+        return self._observation(), {}
+
+    def step(
+        self, actions: Mapping[str, Any]
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        location, label = self._actions_as_tensors(actions)
+        n_glimpses = self.config.n_glimpses
+        core = self.core
+        if self.autoreset_mode == AutoresetMode.DISABLED:
+            if self.validate_actions:
+                self._check_not_finished()
+            reward, terminated = core.step(location, label)
+        elif core.uniform_steps is not None and core.uniform_steps >= n_glimpses:
+            core.reset()
+            reward = torch.zeros(self.num_envs, device=self.device)
+            terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+        elif core.uniform_steps is not None:
+            reward, terminated = core.step(location, label)
+        else:
+            finished = core.steps >= n_glimpses
+            reward, terminated = core.step(location, label)
+            core.reset(mask=finished)
+            reward = reward.masked_fill(finished, 0.0)
+            terminated = terminated & ~finished
+        infos: dict[str, Any] = {}
+        if core.uniform_steps is None or core.uniform_steps == n_glimpses:
+            infos = {"label": core.targets.clone(), "_label": terminated}
+        truncated = torch.zeros_like(terminated)
+        return self._observation(), reward, terminated, truncated, infos
+
+    def render(self) -> Any:
+        """A grid of the first (up to 9) sub-envs' current frames, one uint8 ``[h, w, 3]`` array.
+
+        The vector env keeps no history, so each frame shows the current fixation, its retina
+        squares and glimpse, without the path or labels (``ram_env.render.vector_frame``; the
+        single env's frames have both). One grid, not Gymnasium's tuple of one frame per
+        sub-env: the wrappers that want that tuple are not supported. ``None`` (with a
+        warning) without a ``render_mode``.
+        """
+        from gymnasium import logger
+
+        from ram_env.render import vector_frame  # lazy: `python -m ram_env.render` stays clean
+
+        if self.render_mode is None:
+            logger.warn('render() was called without a render_mode; use render_mode="rgb_array"')
+            return None
+        return vector_frame(self)
+
+    def get_rng_state(self) -> torch.Tensor:
+        """State of the generator behind image choice, canvas keys and start fixations."""
+        return self.core.generator.get_state()
+
+    def set_rng_state(self, state: torch.Tensor) -> None:
+        """Restore a state from ``get_rng_state`` (exact resumption of a seeded run)."""
+        self.core.generator.set_state(state)
+        self._seeded = True
+
+    def _actions_as_tensors(self, actions: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        if not isinstance(actions, Mapping) or set(actions) != {"location", "label"}:
+            raise ValueError("actions must be a dict with keys 'location' and 'label'")
+        location = torch.as_tensor(actions["location"], device=self.device)
+        label = torch.as_tensor(actions["label"], device=self.device)
+        if not self.validate_actions:
+            return location, label
+        n = self.num_envs
+        if location.shape != (n, 2) or not location.dtype.is_floating_point:
+            raise ValueError(
+                f"actions['location'] must be a float tensor of shape ({n}, 2), "
+                f"got dtype {location.dtype} shape {tuple(location.shape)}"
+            )
+        if label.shape != (n,) or label.dtype.is_floating_point or label.dtype == torch.bool:
+            raise ValueError(
+                f"actions['label'] must be an integer tensor of shape ({n},), "
+                f"got dtype {label.dtype} shape {tuple(label.shape)}"
+            )
+        _raise_for_rows(~torch.isfinite(location).all(dim=1), "actions['location'] is not finite")
+        _raise_for_rows(
+            (label < 0) | (label >= NUM_CLASSES), f"actions['label'] is outside [0, {NUM_CLASSES})"
+        )
+        return location, label
+
+    def _check_not_finished(self) -> None:
+        _raise_for_rows(
+            self.core.steps >= self.config.n_glimpses,
+            "step() on finished episodes (autoreset is DISABLED: reset them with "
+            "options={'reset_mask': ...})",
+        )
+
+    def _observation(self) -> dict[str, torch.Tensor]:
+        return {"glimpse": self.core.glimpses, "location": self.core.fixations}
+
+
+def _autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
+    """An ``AutoresetMode`` from itself, its value (``"NextStep"``) or name (``"next_step"``)."""
+    if isinstance(mode, AutoresetMode):
+        return mode
+    for member in AutoresetMode:
+        if str(mode).lower() in (member.value.lower(), member.name.lower()):
+            return member
+    raise ValueError(
+        f"unknown autoreset_mode {mode!r}; use one of {[m.name for m in AutoresetMode]}"
+    )
+
+
+def _raise_for_rows(bad: torch.Tensor, what: str) -> None:
+    """Raise ``ValueError`` naming the sub-envs where the bool ``[N]`` tensor ``bad`` is true."""
+    rows = bad.nonzero().squeeze(1)
+    if rows.numel():
+        shown = rows[:10].tolist()
+        more = f" and {rows.numel() - 10} more" if rows.numel() > 10 else ""
+        raise ValueError(f"{what} in sub-env(s) {shown}{more}")

@@ -1,0 +1,159 @@
+"""GlimpseEnv: registration, spaces, episodes, determinism, Gymnasium's checker, bad input."""
+
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import ram_env
+from ram_env.datasets import load_split
+
+
+def play(env, seed, actions):
+    """Reset with ``seed`` and play ``actions``; return every observation, reward and info."""
+    obs, _ = env.reset(seed=seed)
+    trace = [obs]
+    for action in actions:
+        obs, reward, terminated, truncated, info = env.step(action)
+        trace.append((obs, reward, terminated, truncated, info))
+    return trace
+
+
+def fixed_actions(n, label=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return [
+        {"location": rng.uniform(-1, 1, 2).astype(np.float32), "label": label} for _ in range(n)
+    ]
+
+
+@pytest.mark.parametrize("env_id", sorted(ram_env.TASKS))
+def test_check_env_passes_without_warnings(env_id):
+    env = gym.make(env_id, render_mode="rgb_array")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env.unwrapped)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_make_with_module_prefix_and_kwargs():
+    env = gym.make("ram_env:GlimpseMNIST-v0", n_glimpses=3, patch_size=5, n_scales=2)
+    assert env.observation_space["glimpse"].shape == (2, 5, 5)
+    assert env.action_space["label"].n == 10
+    assert env.action_space["location"].shape == (2,)
+
+
+@pytest.mark.parametrize("env_id", sorted(ram_env.TASKS))
+def test_task_defaults_match_the_paper(env_id):
+    env = gym.make(env_id).unwrapped
+    config = env.config
+    expected = {
+        "GlimpseMNIST-v0": (28, 6, (1, 8, 8), 0),
+        "GlimpseFashionMNIST-v0": (28, 6, (1, 8, 8), 0),
+        "GlimpseTranslatedMNIST-v0": (60, 8, (3, 12, 12), 0),
+        "GlimpseClutteredMNIST-v0": (60, 8, (3, 12, 12), 4),
+        "GlimpseClutteredMNIST100-v0": (100, 8, (4, 12, 12), 8),
+    }[env_id]
+    assert (config.canvas_shape[0], config.n_glimpses, config.glimpse_shape) == expected[:3]
+    assert config.clutter_count == expected[3]
+
+
+def test_episode_length_reward_and_label_only_at_the_end():
+    env = gym.make("GlimpseMNIST-v0").unwrapped
+    _, test_labels = load_split("mnist", "train")
+    _, info = env.reset(seed=0, options={"index": 7})
+    assert info == {}
+    true_label = int(test_labels[7])
+    for step in range(1, 7):
+        label = true_label if step == 6 else (true_label + 1) % 10
+        _obs, reward, terminated, truncated, info = env.step(
+            {"location": [0.0, 0.0], "label": label}
+        )
+        assert not truncated
+        assert terminated == (step == 6)
+        if step < 6:
+            assert reward == 0.0 and info == {}
+    assert reward == 1.0 and info == {"label": true_label}
+    env.reset(options={"index": 7})
+    for _ in range(6):
+        *_, info = env.step({"location": [0.0, 0.0], "label": (true_label + 1) % 10})
+    assert info["label"] == true_label
+
+
+def test_same_seed_same_episode_and_different_seed_differs():
+    env = gym.make("GlimpseClutteredMNIST-v0").unwrapped
+    first = play(env, 123, fixed_actions(8))
+    second = play(env, 123, fixed_actions(8))
+    other = play(env, 124, fixed_actions(8))
+    np.testing.assert_array_equal(first[0]["glimpse"], second[0]["glimpse"])
+    for a, b in zip(first[1:], second[1:], strict=True):
+        np.testing.assert_array_equal(a[0]["glimpse"], b[0]["glimpse"])
+        assert a[1:] == b[1:]
+    assert not np.array_equal(first[0]["location"], other[0]["location"])
+
+
+def test_location_is_clamped_and_start_can_be_the_centre():
+    env = gym.make("GlimpseMNIST-v0", start="center").unwrapped
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(obs["location"], [0.0, 0.0])
+    obs, *_ = env.step({"location": np.array([3.0, -7.5], np.float32), "label": 0})
+    np.testing.assert_array_equal(obs["location"], [1.0, -1.0])
+
+
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ({"location": [0.0, 0.0, 0.0], "label": 1}, r"shape \(2,\)"),
+        ({"location": [np.nan, 0.0], "label": 1}, "finite"),
+        ({"location": [0.0, 0.0], "label": 10}, r"\[0, 10\)"),
+        ({"location": [0.0, 0.0], "label": -1}, r"\[0, 10\)"),
+        ({"location": [0.0, 0.0], "label": 1.5}, "must be an int"),
+        ({"location": [0.0, 0.0]}, "keys 'location' and 'label'"),
+    ],
+)
+def test_bad_actions_raise_clear_errors(action, message):
+    env = gym.make("GlimpseMNIST-v0").unwrapped
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        env.step(action)
+
+
+def test_step_after_the_end_and_before_reset_raise():
+    env = gym.make("GlimpseMNIST-v0", n_glimpses=1).unwrapped
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step({"location": [0.0, 0.0], "label": 0})
+    env.reset(seed=0)
+    env.step({"location": [0.0, 0.0], "label": 0})
+    with pytest.raises(RuntimeError, match="finished episode"):
+        env.step({"location": [0.0, 0.0], "label": 0})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"split": "valid"}, "split must be one of"),
+        ({"dataset": "cifar"}, "dataset must be one of"),
+        ({"patch_size": 0}, "patch_size must be an integer >= 1"),
+        ({"canvas_size": 20}, "at least 28"),
+        ({"start": "left"}, "start must be one of"),
+        ({"n_glimpse": 3}, "unknown glimpse env argument"),
+    ],
+)
+def test_bad_settings_raise_clear_errors(kwargs, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        gym.make("GlimpseMNIST-v0", **kwargs)
+
+
+def test_bad_reset_options_raise():
+    env = gym.make("GlimpseMNIST-v0").unwrapped
+    with pytest.raises(ValueError, match="out of range"):
+        env.reset(options={"index": 10**6})
+    with pytest.raises(ValueError, match="unknown reset option"):
+        env.reset(options={"indx": 1})
+
+
+def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("RAM_ENV_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="mnist"):
+        gym.make("GlimpseMNIST-v0", data_root=str(tmp_path / "nothing-here"))

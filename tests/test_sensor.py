@@ -1,0 +1,83 @@
+"""The glimpse sensor against a slow, obviously correct reference."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from ram_env.sensor import glimpse
+
+
+def reference_glimpse(canvas, fixation, patch_size, n_scales, scale_factor):
+    """One canvas [H, W] float64, one fixation (x, y): loops over pixels, as DESIGN.md states."""
+    height, width = canvas.shape
+    x, y = float(fixation[0]), float(fixation[1])
+    px, py = (x + 1) / 2 * width, (y + 1) / 2 * height
+    out = np.zeros((n_scales, patch_size, patch_size))
+    for scale in range(n_scales):
+        factor = scale_factor**scale
+        side = patch_size * factor
+        col0 = math.floor(px - side / 2 + 0.5)
+        row0 = math.floor(py - side / 2 + 0.5)
+        for i in range(patch_size):
+            for j in range(patch_size):
+                total = 0.0
+                for di in range(factor):
+                    for dj in range(factor):
+                        r, c = row0 + i * factor + di, col0 + j * factor + dj
+                        if 0 <= r < height and 0 <= c < width:
+                            total += canvas[r, c]
+                out[scale, i, j] = total / factor**2
+    return out
+
+
+@pytest.mark.parametrize(
+    ("height", "width", "patch_size", "n_scales", "scale_factor"),
+    [(28, 28, 8, 1, 2), (60, 60, 12, 3, 2), (29, 17, 5, 2, 3), (31, 40, 3, 3, 2), (7, 9, 4, 1, 1)],
+)
+def test_matches_reference_on_random_inputs(height, width, patch_size, n_scales, scale_factor):
+    rng = np.random.default_rng(height * 1000 + width)
+    batch = 12
+    canvases = rng.integers(0, 256, size=(batch, height, width), dtype=np.uint8)
+    fixations = rng.uniform(-1.3, 1.3, size=(batch, 2)).astype(np.float32)
+    fixations[:4] = [[-1, -1], [1, 1], [1, -1], [0, 0]]  # corners and centre, exactly
+    got = glimpse(
+        torch.from_numpy(canvases), torch.from_numpy(fixations), patch_size, n_scales, scale_factor
+    )
+    assert got.shape == (batch, n_scales, patch_size, patch_size)
+    assert got.dtype == torch.float32
+    for b in range(batch):
+        want = reference_glimpse(
+            canvases[b] / 255.0, fixations[b], patch_size, n_scales, scale_factor
+        )
+        np.testing.assert_allclose(got[b].numpy(), want, atol=1e-5)
+
+
+def test_uint8_and_float_canvases_agree():
+    rng = np.random.default_rng(0)
+    canvases = rng.integers(0, 256, size=(5, 30, 30), dtype=np.uint8)
+    fixations = torch.from_numpy(rng.uniform(-1, 1, size=(5, 2)).astype(np.float32))
+    as_uint8 = glimpse(torch.from_numpy(canvases), fixations, 6, 2, 2)
+    as_float = glimpse(torch.from_numpy(canvases).float() / 255, fixations, 6, 2, 2)
+    torch.testing.assert_close(as_uint8, as_float)
+
+
+def test_convention_centre_and_top_left():
+    canvas = torch.zeros(1, 28, 28)
+    canvas[0, 10, 3] = 1.0  # row 10, column 3
+    # An 8x8 patch at (x, y) starts at column px - 4 and row py - 4: put the pixel at (2, 6).
+    x = (3 - 2 + 4) / 28 * 2 - 1
+    y = (10 - 6 + 4) / 28 * 2 - 1
+    patch = glimpse(canvas, torch.tensor([[x, y]]), 8)
+    assert patch[0, 0, 6, 2] == 1.0
+    assert patch.sum() == 1.0
+    # The top-left corner sees the top-left 4x4 pixels in the bottom-right quarter of the patch.
+    ones = torch.ones(1, 28, 28)
+    corner = glimpse(ones, torch.tensor([[-1.0, -1.0]]), 8)[0, 0]
+    assert corner[4:, 4:].eq(1).all() and corner[:4].eq(0).all() and corner[:, :4].eq(0).all()
+
+
+def test_far_outside_reads_zero():
+    patch = glimpse(torch.ones(2, 28, 28), torch.tensor([[5.0, 0.0], [0.0, -7.0]]), 8, 2, 2)
+    assert patch.abs().sum() == 0

@@ -1,0 +1,166 @@
+"""GlimpseVectorEnv: parity with GlimpseEnv, autoreset modes, index sweeps, bad input."""
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from gymnasium.vector import AutoresetMode
+
+import ram_env  # noqa: F401  (registers the ids)
+from ram_env.vector import GlimpseVectorEnv
+
+
+def make_vec(env_id="GlimpseMNIST-v0", num_envs=4, **kwargs):
+    return gym.make_vec(
+        env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
+    ).unwrapped
+
+
+def actions(num_envs, step, label=0):
+    generator = torch.Generator().manual_seed(step)
+    return {
+        "location": torch.rand(num_envs, 2, generator=generator) * 2.4 - 1.2,
+        "label": torch.full((num_envs,), label, dtype=torch.int64),
+    }
+
+
+def test_make_vec_gives_the_native_batched_env():
+    envs = gym.make_vec("GlimpseTranslatedMNIST-v0", num_envs=5)
+    assert isinstance(envs, GlimpseVectorEnv)
+    assert envs.num_envs == 5
+    assert envs.single_observation_space["glimpse"].shape == (3, 12, 12)
+    assert envs.observation_space["glimpse"].shape == (5, 3, 12, 12)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.NEXT_STEP
+    obs, _ = envs.reset(seed=0)
+    assert obs["glimpse"].dtype == torch.float32 and obs["glimpse"].shape == (5, 3, 12, 12)
+    assert envs.single_observation_space["glimpse"].contains(obs["glimpse"][0].numpy())
+
+
+@pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseClutteredMNIST-v0"])
+def test_single_and_vector_env_agree_for_the_same_seed_and_actions(env_id):
+    vector = make_vec(env_id, num_envs=1)
+    single = gym.make(env_id).unwrapped
+    for seed in (0, 1):
+        vector_obs, _ = vector.reset(seed=seed, options={"indices": torch.tensor([seed + 3])})
+        single_obs, _ = single.reset(seed=seed, options={"index": seed + 3})
+        for step in range(single.config.n_glimpses):
+            np.testing.assert_array_equal(single_obs["glimpse"], vector_obs["glimpse"][0].numpy())
+            np.testing.assert_array_equal(single_obs["location"], vector_obs["location"][0].numpy())
+            batch = actions(1, step, label=step % 10)
+            vector_obs, reward, terminated, _, info = vector.step(batch)
+            single_obs, single_reward, single_terminated, _, single_info = single.step(
+                {"location": batch["location"][0].numpy(), "label": int(batch["label"][0])}
+            )
+            assert single_reward == reward[0].item()
+            assert single_terminated == terminated[0].item()
+        assert single_info["label"] == info["label"][0].item() and info["_label"][0]
+
+
+def test_next_step_autoreset_resets_all_together():
+    envs = make_vec(num_envs=3, n_glimpses=2)
+    envs.reset(seed=0)
+    _, _, terminated, _, infos = envs.step(actions(3, 0))
+    assert not terminated.any() and infos == {}
+    _, reward, terminated, truncated, infos = envs.step(actions(3, 1))
+    assert terminated.all() and not truncated.any() and infos["_label"].all()
+    first = envs.core.image_indices.clone()
+    _obs, reward, terminated, _, infos = envs.step(actions(3, 2, label=5))  # the autoreset step
+    assert not terminated.any() and (reward == 0).all() and infos == {}
+    assert (envs.core.steps == 0).all()
+    assert not torch.equal(envs.core.image_indices, first)
+
+
+def test_next_step_autoreset_after_a_partial_reset():
+    envs = make_vec(num_envs=3, n_glimpses=2)
+    envs.reset(seed=0)
+    envs.step(actions(3, 0))
+    envs.reset(options={"reset_mask": torch.tensor([True, False, False])})
+    _, _, terminated, _, infos = envs.step(actions(3, 1))
+    assert terminated.tolist() == [False, True, True]
+    assert infos["_label"].tolist() == [False, True, True]
+    _, reward, terminated, _, _ = envs.step(actions(3, 2, label=1))
+    assert terminated.tolist() == [True, False, False]
+    assert envs.core.steps.tolist() == [2, 0, 0]
+    assert reward[1:].eq(0).all()
+
+
+def test_disabled_autoreset_refuses_finished_envs_and_resets_by_mask():
+    envs = make_vec(num_envs=4, n_glimpses=1, autoreset_mode="disabled")
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.DISABLED
+    envs.reset(seed=0)
+    envs.step(actions(4, 0))
+    with pytest.raises(ValueError, match=r"finished episodes .* sub-env\(s\) \[0, 1, 2, 3\]"):
+        envs.step(actions(4, 1))
+    mask = torch.tensor([False, True, False, True])
+    envs.reset(options={"reset_mask": mask, "indices": torch.tensor([7, 8])})
+    assert envs.core.image_indices[[1, 3]].tolist() == [7, 8]
+    with pytest.raises(ValueError, match=r"sub-env\(s\) \[0, 2\]"):
+        envs.step(actions(4, 2))
+
+
+def test_an_index_sweep_sees_every_test_image_exactly_once():
+    envs = make_vec(num_envs=32, split="test", n_glimpses=1)
+    num_images = envs.core.num_images
+    seen = []
+    for start in range(0, num_images, 32):
+        indices = torch.arange(start, min(start + 32, num_images))
+        indices = torch.cat([indices, indices[-1:].expand(32 - len(indices))])
+        envs.reset(seed=0, options={"indices": indices})
+        seen.append(envs.core.image_indices[: min(32, num_images - start)])
+    seen = torch.cat(seen)
+    assert sorted(seen.tolist()) == list(range(num_images))
+
+
+def test_seeding_is_reproducible():
+    a, b = make_vec("GlimpseClutteredMNIST-v0"), make_vec("GlimpseClutteredMNIST-v0")
+    obs_a, _ = a.reset(seed=3)
+    obs_b, _ = b.reset(seed=3)
+    torch.testing.assert_close(obs_a["glimpse"], obs_b["glimpse"])
+    torch.testing.assert_close(a.core.canvases, b.core.canvases)
+    state = a.get_rng_state()
+    a.reset()
+    canvases = a.core.canvases.clone()
+    a.set_rng_state(state)
+    a.reset()
+    torch.testing.assert_close(a.core.canvases, canvases)
+
+
+@pytest.mark.parametrize(
+    ("batch", "message"),
+    [
+        ({"location": torch.zeros(4, 3), "label": torch.zeros(4, dtype=torch.long)}, r"\(4, 2\)"),
+        ({"location": torch.zeros(4, 2), "label": torch.zeros(4)}, "integer tensor"),
+        (
+            {
+                "location": torch.tensor([[0, 0], [float("nan"), 0], [0, 0], [0, 0]]),
+                "label": torch.zeros(4, dtype=torch.long),
+            },
+            r"not finite in sub-env\(s\) \[1\]",
+        ),
+        (
+            {"location": torch.zeros(4, 2), "label": torch.tensor([0, 10, 2, -1])},
+            r"outside \[0, 10\) in sub-env\(s\) \[1, 3\]",
+        ),
+        ({"location": torch.zeros(4, 2)}, "keys 'location' and 'label'"),
+    ],
+)
+def test_bad_actions_name_the_sub_envs(batch, message):
+    envs = make_vec()
+    envs.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        envs.step(batch)
+
+
+def test_bad_reset_options_and_devices():
+    envs = make_vec()
+    with pytest.raises(ValueError, match="reset_mask"):
+        envs.reset(options={"reset_mask": torch.ones(3, dtype=torch.bool)})
+    with pytest.raises(ValueError, match=r"shape \(4,\)"):
+        envs.reset(options={"indices": torch.arange(3)})
+    with pytest.raises(ValueError, match="unknown reset option"):
+        envs.reset(options={"index": 1})
+    if not torch.cuda.is_available():
+        with pytest.raises(RuntimeError, match="CUDA is not available"):
+            make_vec(device="cuda")
+    with pytest.raises(ValueError, match="max_episode_steps"):
+        make_vec(max_episode_steps=2)

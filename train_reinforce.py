@@ -1,0 +1,335 @@
+"""Train, resume or test the built-in RAM agent with hybrid REINFORCE on a Glimpse env.
+
+    python train_reinforce.py                          # GlimpseMNIST-v0, the paper's setting
+    python train_reinforce.py --resume                 # continue the run from its last checkpoint
+    python train_reinforce.py --test                   # score the run's best checkpoint on test
+    python train_reinforce.py --env GlimpseClutteredMNIST-v0 --epochs 200
+
+Every option of the original implementation's ``config.py`` has a flag here. The run folder
+(``--ckpt-dir``, default ``runs/<run name>``) holds ``last.pt`` and ``best.pt`` (atomic
+writes), ``metrics.csv``/``metrics.json`` (one row per epoch) and, in ``--log-dir``, the
+TensorBoard events and the episode figures. Ctrl-C stops cleanly: ``--resume`` continues from
+the last completed epoch, bit-exactly on the CPU.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import pathlib
+import sys
+import time
+from typing import Any
+
+import gymnasium as gym
+import torch
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+import ram_env
+from agents.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from agents.ram import RAM, RAMConfig
+from agents.reinforce import evaluate, train_epoch
+from ram_env.core import resolve_device
+from ram_env.vector import GlimpseVectorEnv
+
+#: Settings that may change when a run is resumed; any other difference is an error.
+RESUMABLE_CHANGES = {"epochs", "train_patience", "device", "threads", "plot_every", "resume"}
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    task = parser.add_argument_group("task and retina (default: the env id's own settings)")
+    task.add_argument("--env", default="GlimpseMNIST-v0", choices=sorted(ram_env.TASKS))
+    task.add_argument("--n-glimpses", type=int, help="glimpses per episode (num_glimpses)")
+    task.add_argument("--patch-size", type=int, help="retina patch side g in pixels")
+    task.add_argument("--n-scales", type=int, help="retina scales k (num_patches)")
+    task.add_argument("--scale-factor", type=int, help="patch growth per scale s (glimpse_scale)")
+    model = parser.add_argument_group("model")
+    model.add_argument("--glimpse-hidden", type=int, default=128, help="'what' hidden size")
+    model.add_argument("--location-hidden", type=int, default=128, help="'where' hidden size")
+    model.add_argument("--glimpse-features", type=int, default=256, help="glimpse vector size")
+    model.add_argument("--core-size", type=int, default=256, help="core state size (hidden_size)")
+    model.add_argument("--policy-hidden", type=int, default=128, help="location net hidden size")
+    model.add_argument("--core", choices=("rnn", "lstm"), default="rnn")
+    model.add_argument("--std", type=float, default=0.05, help="location policy std")
+    train = parser.add_argument_group("training")
+    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--epochs", type=int, default=200)
+    train.add_argument("--lr", type=float, default=3e-4, help="initial Adam learning rate")
+    train.add_argument("--lr-patience", type=int, default=20, help="plateau epochs before lr/10")
+    train.add_argument("--train-patience", type=int, default=50, help="early-stop patience")
+    train.add_argument("--valid-size", type=float, default=0.1, help="validation fraction")
+    train.add_argument("--train-subset", type=int, help="use only this many training images")
+    train.add_argument("--M", type=int, default=10, help="sampled episodes per image at test")
+    train.add_argument("--eval-batch-size", type=int, default=1000, help="images per eval batch")
+    train.add_argument("--seed", type=int, default=1)
+    train.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
+    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    io = parser.add_argument_group("run folders")
+    io.add_argument("--run-name", help="default: ram_<env>_<glimpses>x<patch>_<core>")
+    io.add_argument("--ckpt-dir", help="checkpoints and metrics (default runs/<run name>)")
+    io.add_argument("--log-dir", help="TensorBoard and figures (default: the ckpt dir)")
+    io.add_argument("--plot-every", type=int, default=10, help="figures every N epochs (0: off)")
+    mode = parser.add_argument_group("mode")
+    mode.add_argument("--resume", action="store_true", help="continue from last.pt")
+    mode.add_argument("--test", action="store_true", help="score a checkpoint on the test split")
+    mode.add_argument("--checkpoint", help="with --test: a .pt path (default: the run's best.pt)")
+    return parser.parse_args(argv)
+
+
+def run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """Every setting of the run as plain values (stored in checkpoints)."""
+    env_kwargs = dict(ram_env.TASKS[args.env])
+    for name in ("n_glimpses", "patch_size", "n_scales", "scale_factor"):
+        if getattr(args, name) is not None:
+            env_kwargs[name] = getattr(args, name)
+    patch = env_kwargs["patch_size"]
+    model = RAMConfig(
+        glimpse_shape=(env_kwargs.get("n_scales", 1), patch, patch),
+        glimpse_hidden=args.glimpse_hidden,
+        location_hidden=args.location_hidden,
+        glimpse_features=args.glimpse_features,
+        core_size=args.core_size,
+        core=args.core,
+        policy_hidden=args.policy_hidden,
+    )
+    name = args.run_name or (
+        f"ram_{args.env.removesuffix('-v0')}_{env_kwargs['n_glimpses']}x{env_kwargs['patch_size']}"
+        f"_{args.core}"
+    )
+    config = {key: value for key, value in vars(args).items() if key not in ("test", "checkpoint")}
+    config.update(run_name=name, env_kwargs=env_kwargs, model=model.to_dict())
+    config["ckpt_dir"] = args.ckpt_dir or f"runs/{name}"
+    config["log_dir"] = args.log_dir or config["ckpt_dir"]
+    return config
+
+
+def make_env(config: dict, split: str, num_envs: int, device: torch.device) -> GlimpseVectorEnv:
+    """A vector env of the run's task. Held-out images (validation, test) are fixed canvases."""
+    return gym.make_vec(
+        config["env"],
+        num_envs=num_envs,
+        vectorization_mode="vector_entry_point",
+        device=device,
+        validate_actions=False,
+        **{**config["env_kwargs"], "split": split, "fixed_canvases": split == "test"},
+    )
+
+
+def split_train_validation(num_images: int, config: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """Seeded disjoint ``(train, validation)`` image indices of the training split."""
+    order = torch.randperm(num_images, generator=torch.Generator().manual_seed(config["seed"]))
+    num_valid = round(config["valid_size"] * num_images)
+    train, valid = order[num_valid:], order[:num_valid]
+    if config["train_subset"] is not None:
+        train = train[: config["train_subset"]]
+    return train, valid
+
+
+def write_metrics(history: list[dict], folder: pathlib.Path) -> None:
+    """``metrics.json`` and ``metrics.csv``: one record per epoch, each replaced atomically."""
+    (folder / "metrics.json.tmp").write_text(json.dumps(history, indent=1))
+    (folder / "metrics.json.tmp").replace(folder / "metrics.json")
+    with open(folder / "metrics.csv.tmp", "w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(history[0]))
+        writer.writeheader()
+        writer.writerows(history)
+    (folder / "metrics.csv.tmp").replace(folder / "metrics.csv")
+
+
+def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:
+    """Raise ``CheckpointError`` naming every setting that differs from the saved run."""
+    keys = (set(saved) | set(current)) - RESUMABLE_CHANGES
+    differ = sorted(key for key in keys if saved.get(key) != current.get(key))
+    if differ:
+        details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}" for k in differ)
+        raise CheckpointError(f"{path} was trained with other settings ({details})")
+
+
+def build_model(config: dict, device: torch.device) -> RAM:
+    model_config = {**config["model"], "glimpse_shape": tuple(config["model"]["glimpse_shape"])}
+    return RAM(RAMConfig(**model_config)).to(device)
+
+
+def test(args: argparse.Namespace, config: dict, device: torch.device) -> dict[str, float]:
+    """Test error (%) of a checkpoint over the whole test split, each image exactly once:
+    sampled policy with M=1 and M=--M (probabilities averaged), and the mean policy."""
+    path = pathlib.Path(args.checkpoint or pathlib.Path(config["ckpt_dir"]) / "best.pt")
+    payload = load_checkpoint(path, map_location=device)
+    saved = payload["config"]
+    model = build_model(saved, device)
+    model.load_state_dict(payload["model"])
+    env = make_env(saved, "test", args.eval_batch_size * args.M, device)
+    env.reset(seed=args.seed)
+    generator = torch.Generator(device).manual_seed(args.seed)
+    indices = torch.arange(env.unwrapped.core.num_images, device=device)
+    settings = {"M=1": (1, False), f"M={args.M}": (args.M, False), "mean policy": (1, True)}
+    errors = {}
+    for label, (samples, mean_policy) in settings.items():
+        accuracy = evaluate(model, env, indices, samples, saved["std"], generator, mean_policy)
+        errors[label] = round(100.0 * (1.0 - accuracy), 3)
+    print(
+        f"{saved['env']}: test error (%) over {len(indices)} images, {path} "
+        f"(epoch {payload['epoch']}):"
+    )
+    for label, error in errors.items():
+        print(f"  {label:>12}  {error:.2f}")
+    result = {"checkpoint": str(path), "epoch": payload["epoch"], "test_error": errors}
+    (path.parent / "test.json").write_text(json.dumps(result, indent=1))
+    return errors
+
+
+def train(config: dict, device: torch.device) -> None:
+    ckpt_dir, log_dir = pathlib.Path(config["ckpt_dir"]), pathlib.Path(config["log_dir"])
+    last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
+    if last_path.exists() and not config["resume"]:
+        raise CheckpointError(
+            f"{last_path} exists: continue it with --resume, test it with --test, "
+            "or start another run with --run-name"
+        )
+    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(config["seed"])
+    train_env = make_env(config, "train", config["batch_size"], device)
+    valid_env = make_env(config, "train", config["eval_batch_size"], device)
+    train_env.reset(seed=config["seed"])
+    valid_env.reset(seed=config["seed"] + 1)
+    train_images, valid_images = split_train_validation(train_env.unwrapped.core.num_images, config)
+    valid_images = valid_images.to(device)
+    model = build_model(config, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="max", factor=0.1, patience=config["lr_patience"]
+    )
+    noise = torch.Generator(device).manual_seed(config["seed"])
+    shuffle = torch.Generator().manual_seed(config["seed"])
+    epoch, best, best_epoch, history = 0, -1.0, 0, []
+    if config["resume"]:
+        payload = load_checkpoint(last_path, map_location=device)
+        check_resumable(payload["config"], config, last_path)
+        model.load_state_dict(payload["model"])
+        optimizer.load_state_dict(payload["optimizer"])
+        scheduler.load_state_dict(payload["scheduler"])
+        rng = payload["rng"]
+        torch.set_rng_state(rng["torch"])
+        noise.set_state(rng["noise"].to(noise.device) if device.type == "cpu" else rng["noise"])
+        shuffle.set_state(rng["shuffle"])
+        train_env.unwrapped.set_rng_state(rng["train_env"])
+        valid_env.unwrapped.set_rng_state(rng["valid_env"])
+        epoch, best, best_epoch = payload["epoch"], payload["best_accuracy"], payload["best_epoch"]
+        history = payload["history"]
+        print(f"resumed {last_path} after epoch {epoch} (best validation {100 * best:.2f}%)")
+    writer = SummaryWriter(log_dir, purge_step=epoch + 1)
+    print(
+        f"{config['env']} on {device}: {len(train_images)} train / {len(valid_images)} validation "
+        f"images, batch {config['batch_size']}, {sum(p.numel() for p in model.parameters())} params"
+    )
+    images_per_epoch = len(train_images) // config["batch_size"] * config["batch_size"]
+    epochs_bar = tqdm(total=config["epochs"], initial=epoch, unit="epoch", desc="epochs")
+    while epoch < config["epochs"] and epoch - best_epoch < config["train_patience"]:
+        order = train_images[torch.randperm(len(train_images), generator=shuffle)].to(device)
+        start = time.perf_counter()
+        with tqdm(
+            total=images_per_epoch,
+            unit="img",
+            unit_scale=True,
+            leave=False,
+            desc=f"epoch {epoch + 1}",
+        ) as batches_bar:
+            stats = train_epoch(
+                model,
+                train_env,
+                optimizer,
+                order,
+                config["std"],
+                noise,
+                on_batch=batches_bar.update,
+            )
+        seconds = time.perf_counter() - start
+        valid_accuracy = evaluate(
+            model, valid_env, valid_images, 1, config["std"], noise, mean_policy=True
+        )
+        scheduler.step(valid_accuracy)
+        epoch += 1
+        improved = valid_accuracy > best
+        if improved:
+            best, best_epoch = valid_accuracy, epoch
+        record = {
+            "epoch": epoch,
+            **{f"train_{name}": round(value, 6) for name, value in stats.items()},
+            "valid_accuracy": valid_accuracy,
+            "lr": optimizer.param_groups[0]["lr"],
+            "std": config["std"],
+            "seconds": round(seconds, 2),
+            "images_per_second": round(images_per_epoch / seconds, 1),
+        }
+        history.append(record)
+        for name, value in record.items():
+            if name != "epoch":
+                writer.add_scalar(name.replace("_", "/", 1), value, epoch)
+        payload = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "noise": noise.get_state(),
+                "shuffle": shuffle.get_state(),
+                "train_env": train_env.unwrapped.get_rng_state(),
+                "valid_env": valid_env.unwrapped.get_rng_state(),
+            },
+            "epoch": epoch,
+            "best_accuracy": best,
+            "best_epoch": best_epoch,
+            "history": history,
+            "config": config,
+        }
+        if improved:
+            save_checkpoint(payload, best_path)
+        save_checkpoint(payload, last_path)
+        write_metrics(history, ckpt_dir)
+        epochs_bar.update(1)
+        epochs_bar.set_postfix(
+            loss=f"{stats['loss']:.3f}",
+            train=f"{100 * stats['accuracy']:.2f}%",
+            valid=f"{100 * valid_accuracy:.2f}%",
+            best=f"{100 * best:.2f}%@{best_epoch}",
+            img_s=f"{record['images_per_second']:.0f}",
+        )
+    epochs_bar.close()
+    writer.close()
+    print(
+        f"best validation accuracy {100 * best:.2f}% at epoch {best_epoch}; "
+        f"checkpoints in {ckpt_dir}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(
+        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
+    )
+    config = run_config(args)
+    try:
+        if args.test:
+            test(args, config, device)
+            return 0
+        train(config, device)
+        print("testing the best checkpoint:")
+        test(args, config, device)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: continue with --resume (checkpoints in {config['ckpt_dir']})")
+        return 130
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -32,6 +32,7 @@ from agents.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import evaluate, train_epoch
 from ram_env.core import resolve_device
+from ram_env.render import episode_figures, save_figures
 from ram_env.vector import GlimpseVectorEnv
 
 #: Settings that may change when a run is resumed; any other difference is an error.
@@ -60,6 +61,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--batch-size", type=int, default=128)
     train.add_argument("--epochs", type=int, default=200)
     train.add_argument("--lr", type=float, default=3e-4, help="initial Adam learning rate")
+    train.add_argument(
+        "--lr-schedule",
+        choices=("plateau", "cosine"),
+        default="plateau",
+        help="plateau: lr/10 after --lr-patience epochs without validation gain (the seed's); "
+        "cosine: anneal to lr/100 over --epochs",
+    )
     train.add_argument("--lr-patience", type=int, default=20, help="plateau epochs before lr/10")
     train.add_argument("--train-patience", type=int, default=50, help="early-stop patience")
     train.add_argument("--valid-size", type=float, default=0.1, help="validation fraction")
@@ -201,9 +209,14 @@ def train(config: dict, device: torch.device) -> None:
     valid_images = valid_images.to(device)
     model = build_model(config, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="max", factor=0.1, patience=config["lr_patience"]
-    )
+    if config["lr_schedule"] == "cosine":
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
+            optimizer, T_max=config["epochs"], eta_min=config["lr"] / 100
+        )
+    else:
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max", factor=0.1, patience=config["lr_patience"]
+        )
     noise = torch.Generator(device).manual_seed(config["seed"])
     shuffle = torch.Generator().manual_seed(config["seed"])
     epoch, best, best_epoch, history = 0, -1.0, 0, []
@@ -252,7 +265,10 @@ def train(config: dict, device: torch.device) -> None:
         valid_accuracy = evaluate(
             model, valid_env, valid_images, 1, config["std"], noise, mean_policy=True
         )
-        scheduler.step(valid_accuracy)
+        if config["lr_schedule"] == "cosine":
+            scheduler.step()
+        else:
+            scheduler.step(valid_accuracy)
         epoch += 1
         improved = valid_accuracy > best
         if improved:
@@ -291,6 +307,13 @@ def train(config: dict, device: torch.device) -> None:
             save_checkpoint(payload, best_path)
         save_checkpoint(payload, last_path)
         write_metrics(history, ckpt_dir)
+        if config["plot_every"] and epoch % config["plot_every"] == 0:
+            figures = episode_figures(
+                model, config["env"], config["env_kwargs"], device, seed=config["seed"]
+            )
+            save_figures(figures, log_dir / "figures" / f"epoch_{epoch:03d}")
+            writer.add_image("episodes/fixations", figures["bbox"], epoch, dataformats="HWC")
+            writer.add_image("episodes/glimpses", figures["glimpses"], epoch, dataformats="HWC")
         epochs_bar.update(1)
         epochs_bar.set_postfix(
             loss=f"{stats['loss']:.3f}",

@@ -1,0 +1,777 @@
+"""Pictures of where the agent looks: frames, PNG figures and GIF animations.
+
+Everything here is drawn with Pillow (``ImageDraw``) on a nearest-neighbour enlargement of the
+canvas, so one canvas pixel is an exact ``f x f`` block of picture pixels (``f =
+enlargement(H, W)``). The retina's squares are placed with ``ram_env.sensor.square_origin``:
+each box covers exactly the pixels the sensor reads (its outline is drawn inside them); a box
+may run past the canvas, where the sensor reads zeros, and is then cut at the canvas border.
+
+Pure functions:
+
+* ``draw_frame(canvas, path, glimpse, config, answer=None, truth=None)``: one episode at one
+  moment; the frames of ``GlimpseEnv.render()`` and of the GIF.
+* ``draw_fixations(canvas, path, config, answer=None, truth=None)``: every fixation's fovea box,
+  numbered (the README's "bbox" figure, one episode).
+* ``draw_glimpses(glimpses, config, answer=None, truth=None)``: every glimpse of an episode, one
+  column per glimpse, one row per scale (the README's "glimpses" figure, one episode).
+* ``tile(frames, columns)``: a grid of pictures.
+
+Episodes and files:
+
+* ``play_episodes(actor_factory, env_id, env_kwargs, ...)`` plays a batch on the vector env and
+  keeps everything a picture needs (``Episodes``); an *actor factory* ``(num_envs, device) ->
+  actor`` makes a fresh actor per batch, and an actor maps each observation (torch tensors of
+  the vector env) to an action. ``random_actor`` and ``ram_actor`` are the two built in;
+  ``actor_for(model, seed)`` picks one for a model. Another kind of agent (e.g. a
+  Stable-Baselines3 model) needs one more small factory and one more branch in ``actor_for``.
+* ``episode_figures(model, env_id, env_kwargs, device, seed)`` -> ``{"bbox", "glimpses", "gif"}``
+  (arrays, and a list of arrays for the GIF): what a trainer calls every few epochs (e.g. for
+  TensorBoard); ``save_figures(figures, prefix)`` writes ``PREFIX_bbox.png``,
+  ``PREFIX_glimpses.png`` and ``PREFIX.gif``.
+* ``python -m ram_env.render --env ID [--checkpoint PATH] [--seed S] [--split test] --out
+  PREFIX`` does both, for a random policy or for a trained RAM agent (its mean policy).
+
+Render modes: the envs offer ``render_mode="rgb_array"`` only. ``"human"`` (a window) is not
+offered: it would need a GUI toolkit such as pygame, a heavy dependency for a task whose
+pictures are better saved or logged. ``gymnasium.wrappers.HumanRendering`` (with pygame
+installed) turns the ``rgb_array`` frames into a window, and ``gymnasium.wrappers.RecordVideo``
+(with the ``video`` extra, moviepy) records them as MP4.
+"""
+
+from __future__ import annotations
+
+import argparse
+import colorsys
+import functools
+import math
+import os
+import pathlib
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import gymnasium as gym
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+
+from ram_env.core import NUM_CLASSES, GlimpseConfig
+from ram_env.sensor import glimpse as sense
+from ram_env.sensor import square_origin
+
+__all__ = [
+    "PATH_COLOUR",
+    "SCALE_COLOURS",
+    "Episodes",
+    "actor_for",
+    "draw_fixations",
+    "draw_frame",
+    "draw_glimpses",
+    "enlargement",
+    "episode_figures",
+    "figures_of",
+    "main",
+    "play_episodes",
+    "ram_actor",
+    "random_actor",
+    "save_figures",
+    "tile",
+    "vector_frame",
+    "write_gif",
+    "write_png",
+]
+
+#: Outline colour of retina scale ``i`` (cycled when there are more scales).
+SCALE_COLOURS: tuple[tuple[int, int, int], ...] = (
+    (230, 25, 75),  # red: the fovea
+    (60, 180, 75),  # green
+    (0, 130, 200),  # blue
+    (245, 130, 48),  # orange
+    (145, 30, 180),  # purple
+    (70, 240, 240),  # cyan
+)
+#: Colour of the path through the earlier fixations.
+PATH_COLOUR = (255, 225, 25)
+BACKGROUND = (32, 32, 32)
+TEXT_COLOUR = (235, 235, 235)
+RIGHT_COLOUR = (80, 220, 100)
+WRONG_COLOUR = (255, 80, 80)
+MIN_SIZE = 224
+MARGIN = 6
+BAND = 26  # height of the text band under a frame
+
+
+class GlimpseGeometry(Protocol):
+    """What the drawing functions read of a config (``GlimpseConfig`` has it all)."""
+
+    patch_size: int
+    n_scales: int
+    scale_factor: int
+    n_glimpses: int
+
+
+# --------------------------------------------------------------------------- drawing helpers
+
+
+@functools.lru_cache(maxsize=8)
+def _font(size: int) -> ImageFont.ImageFont | ImageFont.FreeTypeFont:
+    try:
+        return ImageFont.load_default(size=size)
+    except (TypeError, ImportError, OSError):  # old Pillow or no FreeType: the bitmap font
+        return ImageFont.load_default()
+
+
+def _scale_colour(scale: int) -> tuple[int, int, int]:
+    return SCALE_COLOURS[scale % len(SCALE_COLOURS)]
+
+
+def _time_colour(step: int, steps: int) -> tuple[int, int, int]:
+    """Cyan for the first fixation through green and yellow to red for the last."""
+    hue = 0.5 * (1.0 - step / max(steps - 1, 1))
+    red, green, blue = colorsys.hsv_to_rgb(hue, 0.85, 1.0)
+    return round(255 * red), round(255 * green), round(255 * blue)
+
+
+def _as_numpy(array: Any) -> np.ndarray:
+    if isinstance(array, torch.Tensor):
+        return array.detach().cpu().numpy()
+    return np.asarray(array)
+
+
+def _canvas_uint8(canvas: Any) -> np.ndarray:
+    """``[H, W]`` uint8 from uint8 or float-in-[0, 1] input (numpy or torch)."""
+    canvas = _as_numpy(canvas)
+    if canvas.ndim != 2:
+        raise ValueError(f"canvas must have shape (H, W), got {canvas.shape}")
+    if canvas.dtype == np.uint8:
+        return canvas
+    return np.clip(np.rint(canvas.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _path_array(path: Any) -> np.ndarray:
+    """Fixations ``[t, 2]`` float32 from a list of ``(x, y)`` or an array (may be empty)."""
+    if isinstance(path, torch.Tensor):
+        return path.detach().cpu().float().numpy().reshape(-1, 2)
+    if len(path) == 0:
+        return np.zeros((0, 2), np.float32)
+    return np.stack([_as_numpy(point) for point in path]).astype(np.float32).reshape(-1, 2)
+
+
+def enlargement(height: int, width: int, min_size: int = MIN_SIZE) -> int:
+    """The integer nearest-neighbour factor that makes the shorter canvas side >= ``min_size``."""
+    return max(1, math.ceil(min_size / min(height, width)))
+
+
+def _even(size: int) -> int:
+    return size + size % 2
+
+
+def _enlarge(image: np.ndarray, factor: int) -> np.ndarray:
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
+def _square(fixation: np.ndarray, side: int, height: int, width: int) -> tuple[int, int]:
+    """``(row, col)`` of the first pixel of the sensor's ``side`` square at ``fixation``."""
+    rows, cols = square_origin(torch.from_numpy(fixation.reshape(1, 2)), side, height, width)
+    return int(rows[0]), int(cols[0])
+
+
+def _box(draw: ImageDraw.ImageDraw, row: int, col: int, side: int, factor: int, **style) -> None:
+    """Outline the ``side x side`` canvas pixels from ``(row, col)``, inside those pixels."""
+    x0, y0 = col * factor, row * factor
+    draw.rectangle((x0, y0, x0 + side * factor - 1, y0 + side * factor - 1), **style)
+
+
+def _point(fixation: np.ndarray, height: int, width: int, factor: int) -> tuple[float, float]:
+    """Picture coordinates of a fixation on the enlarged canvas."""
+    x, y = float(fixation[0]), float(fixation[1])
+    return (x + 1.0) / 2.0 * width * factor, (y + 1.0) / 2.0 * height * factor
+
+
+def _text(
+    draw: ImageDraw.ImageDraw, xy: tuple[float, float], text: str, fill, size: int, anchor: str
+) -> None:
+    font = _font(size)
+    stroke = 2 if isinstance(font, ImageFont.FreeTypeFont) else 0
+    draw.text(xy, text, fill=fill, font=font, anchor=anchor, stroke_width=stroke, stroke_fill=0)
+
+
+def _label_text(answer: int | None, truth: int | None) -> tuple[str, tuple[int, int, int]]:
+    parts, colour = [], TEXT_COLOUR
+    if answer is not None:
+        parts.append(f"answer {int(answer)}")
+    if truth is not None:
+        parts.append(f"true {int(truth)}")
+    if answer is not None and truth is not None:
+        colour = RIGHT_COLOUR if int(answer) == int(truth) else WRONG_COLOUR
+    return "  ".join(parts), colour
+
+
+def _band(width: int, left: str, right: str, right_colour) -> Image.Image:
+    band = Image.new("RGB", (width, BAND), BACKGROUND)
+    draw = ImageDraw.Draw(band)
+    if left:
+        _text(draw, (MARGIN, BAND // 2), left, TEXT_COLOUR, 15, "lm")
+    if right:
+        _text(draw, (width - MARGIN, BAND // 2), right, right_colour, 15, "rm")
+    return band
+
+
+def _patch_image(patch: np.ndarray, factor: int) -> Image.Image:
+    pixels = np.clip(np.rint(patch.astype(np.float32) * 255.0), 0, 255).astype(np.uint8)
+    return Image.fromarray(_enlarge(pixels, factor)).convert("RGB")
+
+
+def _canvas_image(canvas: np.ndarray, factor: int) -> Image.Image:
+    return Image.fromarray(_enlarge(canvas, factor)).convert("RGB")
+
+
+# --------------------------------------------------------------------------- pictures
+
+
+def draw_frame(
+    canvas: Any,
+    path: Any,
+    glimpse: Any,
+    config: GlimpseGeometry,
+    answer: int | None = None,
+    truth: int | None = None,
+    *,
+    step: int | None = None,
+    min_size: int = MIN_SIZE,
+) -> np.ndarray:
+    """One moment of an episode as a uint8 RGB picture ``[h, w, 3]``.
+
+    Left: the canvas enlarged by nearest neighbour (``enlargement``) with one box per retina
+    scale around the current fixation (``SCALE_COLOURS``, scale 0 = the fovea) and the earlier
+    fixations as a numbered path (``PATH_COLOUR``). Right: the glimpse, one enlarged patch per
+    scale, framed in its scale's colour. Below: ``glimpse t/T`` and, when given, the answer and
+    the true class (green when they agree, red when not). The size depends on the canvas shape
+    and the retina only, so the frames of an episode make a video.
+
+    Args:
+        canvas: ``[H, W]`` uint8, or float in ``[0, 1]`` (numpy or torch).
+        path: the fixations ``(x, y)`` so far, oldest first, the current one last (a list of
+            pairs or an array ``[t, 2]``); empty before the first reset (then no box).
+        glimpse: ``[k, g, g]`` in ``[0, 1]`` taken at ``path[-1]``, or ``None`` to compute it
+            with the sensor.
+        config: the retina and episode settings (``GlimpseConfig``).
+        answer, truth: the answered and the true class; callers pass ``truth`` only once the
+            episode has ended.
+        step: the glimpse number shown (default ``len(path)``).
+        min_size: the shorter side of the enlarged canvas is at least this.
+    """
+    canvas = _canvas_uint8(canvas)
+    height, width = canvas.shape
+    fixations = _path_array(path)
+    factor = enlargement(height, width, min_size)
+    k, g = config.n_scales, config.patch_size
+    if glimpse is None:
+        if len(fixations):
+            glimpse = sense(
+                torch.from_numpy(canvas)[None],
+                torch.from_numpy(fixations[-1:]),
+                g,
+                k,
+                config.scale_factor,
+            )[0]
+        else:
+            glimpse = np.zeros((k, g, g), np.float32)
+    glimpse = _as_numpy(glimpse)
+    if glimpse.shape != (k, g, g):
+        raise ValueError(f"glimpse must have shape {(k, g, g)}, got {glimpse.shape}")
+
+    panel = _canvas_image(canvas, factor)
+    draw = ImageDraw.Draw(panel)
+    points = [_point(fixation, height, width, factor) for fixation in fixations]
+    if len(points) > 1:
+        draw.line(points, fill=PATH_COLOUR, width=2)
+    for x, y in points[:-1]:
+        draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=PATH_COLOUR)
+    if len(fixations):
+        thick = 2 if factor >= 3 else 1
+        for scale in reversed(range(k)):
+            side = g * config.scale_factor**scale
+            row, col = _square(fixations[-1], side, height, width)
+            _box(draw, row, col, side, factor, outline=_scale_colour(scale), width=thick)
+        x, y = points[-1]
+        draw.line((x - 5, y, x + 5, y), fill=_scale_colour(0), width=2)
+        draw.line((x, y - 5, x, y + 5), fill=_scale_colour(0), width=2)
+    for number, (x, y) in enumerate(points, start=1):
+        _text(draw, (x + 5, y - 4), str(number), PATH_COLOUR, 13, "lb")
+
+    panel_height = height * factor
+    fit = (panel_height - (k - 1) * 2 - k * 4) // (k * g)  # k framed tiles, 2 px apart
+    tile_factor = max(1, min(fit, panel_height // (2 * g)))
+    tile_side = g * tile_factor
+    strip_width = tile_side + 4
+    # Even sides: video encoders (H.264 in yuv420p, as RecordVideo writes) need them.
+    frame_width = _even(MARGIN + width * factor + MARGIN + strip_width + MARGIN)
+    frame_height = _even(MARGIN + panel_height + BAND)
+    frame = Image.new("RGB", (frame_width, frame_height), BACKGROUND)
+    frame.paste(panel, (MARGIN, MARGIN))
+    strip_x = MARGIN + width * factor + MARGIN
+    frame_draw = ImageDraw.Draw(frame)
+    for scale in range(k):
+        y0 = MARGIN + scale * (tile_side + 6)
+        frame_draw.rectangle(
+            (strip_x, y0, strip_x + tile_side + 3, y0 + tile_side + 3), fill=_scale_colour(scale)
+        )
+        frame.paste(_patch_image(glimpse[scale], tile_factor), (strip_x + 2, y0 + 2))
+
+    shown = len(fixations) if step is None else step
+    label, colour = _label_text(answer, truth)
+    frame.paste(
+        _band(frame_width, f"glimpse {shown}/{config.n_glimpses}", label, colour),
+        (0, MARGIN + panel_height),
+    )
+    return np.asarray(frame, dtype=np.uint8).copy()
+
+
+def draw_fixations(
+    canvas: Any,
+    path: Any,
+    config: GlimpseGeometry,
+    answer: int | None = None,
+    truth: int | None = None,
+    *,
+    min_size: int = MIN_SIZE,
+) -> np.ndarray:
+    """Every fixation's fovea box on the enlarged canvas, numbered in order (uint8 ``[h, w, 3]``).
+
+    Box ``t`` is coloured from cyan (first) through green and yellow to red (last); a thin
+    line joins the fixations. Below: the answer and the true class when given.
+    """
+    canvas = _canvas_uint8(canvas)
+    height, width = canvas.shape
+    fixations = _path_array(path)
+    factor = enlargement(height, width, min_size)
+    panel = _canvas_image(canvas, factor)
+    draw = ImageDraw.Draw(panel)
+    points = [_point(fixation, height, width, factor) for fixation in fixations]
+    if len(points) > 1:
+        draw.line(points, fill=(200, 200, 200), width=1)
+    g = config.patch_size
+    corners = []
+    for t, fixation in enumerate(fixations):
+        row, col = _square(fixation, g, height, width)
+        _box(draw, row, col, g, factor, outline=_time_colour(t, len(fixations)), width=2)
+        corners.append((row, col))
+    for t, (row, col) in enumerate(corners):
+        x = min(max(col * factor + 4, 2), width * factor - 12)
+        y = min(max(row * factor + 3, 2), height * factor - 14)
+        _text(draw, (x, y), str(t + 1), _time_colour(t, len(fixations)), 13, "la")
+    frame_width = width * factor + 2 * MARGIN
+    frame = Image.new("RGB", (frame_width, MARGIN + height * factor + BAND), BACKGROUND)
+    frame.paste(panel, (MARGIN, MARGIN))
+    label, colour = _label_text(answer, truth)
+    frame.paste(_band(frame_width, "", label, colour), (0, MARGIN + height * factor))
+    return np.asarray(frame, dtype=np.uint8).copy()
+
+
+def draw_glimpses(
+    glimpses: Any,
+    config: GlimpseGeometry,
+    answer: int | None = None,
+    truth: int | None = None,
+    *,
+    tile_size: int = 48,
+) -> np.ndarray:
+    """The glimpses of one episode (``[T, k, g, g]``): column ``t`` is glimpse ``t + 1``, row
+    ``i`` is scale ``i`` framed in its scale's colour (uint8 ``[h, w, 3]``)."""
+    glimpses = _as_numpy(glimpses)
+    steps, k, g = glimpses.shape[0], config.n_scales, config.patch_size
+    if glimpses.shape[1:] != (k, g, g):
+        raise ValueError(f"glimpses must have shape (T, {k}, {g}, {g}), got {glimpses.shape}")
+    factor = max(1, round(tile_size / g))
+    cell = g * factor + 4
+    header = 18
+    width = MARGIN + steps * (cell + 2) + MARGIN
+    height = MARGIN + header + k * (cell + 2)
+    picture = Image.new("RGB", (width, height + BAND), BACKGROUND)
+    draw = ImageDraw.Draw(picture)
+    for t in range(steps):
+        x0 = MARGIN + t * (cell + 2)
+        _text(draw, (x0 + cell // 2, MARGIN + header // 2), str(t + 1), TEXT_COLOUR, 13, "mm")
+        for scale in range(k):
+            y0 = MARGIN + header + scale * (cell + 2)
+            draw.rectangle((x0, y0, x0 + cell - 1, y0 + cell - 1), fill=_scale_colour(scale))
+            picture.paste(_patch_image(glimpses[t, scale], factor), (x0 + 2, y0 + 2))
+    label, colour = _label_text(answer, truth)
+    picture.paste(_band(width, "", label, colour), (0, height))
+    return np.asarray(picture, dtype=np.uint8).copy()
+
+
+def tile(
+    frames: Sequence[np.ndarray], columns: int, pad: int = 4, background=(16, 16, 16)
+) -> np.ndarray:
+    """A grid of uint8 ``[h, w, 3]`` pictures, row by row, ``columns`` per row.
+
+    Cells are as large as the largest picture; smaller ones sit in their cell's top-left.
+    """
+    if not frames:
+        raise ValueError("tile() needs at least one frame")
+    if columns < 1:
+        raise ValueError(f"columns must be >= 1, got {columns}")
+    columns = min(columns, len(frames))
+    rows = math.ceil(len(frames) / columns)
+    cell_h = max(frame.shape[0] for frame in frames)
+    cell_w = max(frame.shape[1] for frame in frames)
+    grid = np.empty((pad + rows * (cell_h + pad), pad + columns * (cell_w + pad), 3), np.uint8)
+    grid[:] = background
+    for index, frame in enumerate(frames):
+        row, col = divmod(index, columns)
+        y, x = pad + row * (cell_h + pad), pad + col * (cell_w + pad)
+        grid[y : y + frame.shape[0], x : x + frame.shape[1]] = frame
+    return grid
+
+
+def vector_frame(env: Any, max_episodes: int = 9, columns: int = 3) -> np.ndarray:
+    """A grid of the current frames of the first ``max_episodes`` sub-envs of a vector env.
+
+    The vector env keeps no history, so each frame shows the current fixation and glimpse
+    only (no path) and no labels; after a sub-env's last step, its fixation is the location
+    sent with the answer.
+    """
+    core = env.core
+    count = min(max_episodes, core.num_episodes)
+    canvases = core.canvases[:count].cpu().numpy()
+    fixations = core.fixations[:count].cpu().numpy()
+    glimpses = core.glimpses[:count].cpu().numpy()
+    steps = (core.steps[:count] + 1).clamp(max=env.config.n_glimpses).tolist()
+    frames = [
+        draw_frame(canvases[i], fixations[i : i + 1], glimpses[i], env.config, step=steps[i])
+        for i in range(count)
+    ]
+    return tile(frames, columns)
+
+
+# --------------------------------------------------------------------------- episodes
+
+
+Actor = Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]
+ActorFactory = Callable[[int, torch.device], Actor]
+
+
+def random_actor(seed: int = 0) -> ActorFactory:
+    """Uniform random fixations in ``[-1, 1]^2`` and uniform random labels, seeded."""
+
+    def factory(num_envs: int, device: torch.device) -> Actor:
+        # A stream of its own: a generator seeded with ``seed`` itself would repeat the env's
+        # start fixations (the env is reset with the same seed).
+        stream = int(np.random.SeedSequence([seed, 0x5EED]).generate_state(1, np.uint64)[0])
+        generator = torch.Generator(device=device).manual_seed(stream)
+
+        def act(observation: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            location = torch.rand(num_envs, 2, generator=generator, device=device) * 2 - 1
+            label = torch.randint(NUM_CLASSES, (num_envs,), generator=generator, device=device)
+            return {"location": location, "label": label}
+
+        return act
+
+    return factory
+
+
+def ram_actor(model: Any) -> ActorFactory:
+    """A RAM agent (``agents.ram.RAM``) following its mean policy ``mu_t``, as
+    ``agents.reinforce.rollout(..., sample=False)`` does; every action carries its current
+    guess of the class, which the env reads at the last step."""
+
+    def factory(num_envs: int, device: torch.device) -> Actor:
+        state = model.initial_state(num_envs, device)
+
+        def act(observation: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            nonlocal state
+            state = model.step(observation["glimpse"], observation["location"], state)
+            return {
+                "location": model.location_mean(state[0]),
+                "label": model.classify(state[0]).argmax(dim=-1),
+            }
+
+        return act
+
+    return factory
+
+
+def actor_for(model: Any, seed: int = 0) -> ActorFactory:
+    """The actor factory of ``model``: ``None`` -> ``random_actor``, a RAM -> ``ram_actor``.
+
+    A new kind of agent (e.g. an SB3 model) plugs in with one more factory and one branch here.
+    """
+    if model is None:
+        return random_actor(seed)
+    if all(hasattr(model, name) for name in ("initial_state", "step", "location_mean", "classify")):
+        return ram_actor(model)
+    raise TypeError(
+        f"cannot draw episodes of a {type(model).__name__}: supported are None (a random "
+        "policy) and the RAM agent (agents.ram.RAM)"
+    )
+
+
+@dataclass
+class Episodes:
+    """A batch of finished episodes (numpy), everything a picture needs.
+
+    Attributes:
+        canvases: uint8 ``[B, H, W]``.
+        fixations: float32 ``[B, T, 2]``, the fixation of each glimpse.
+        glimpses: float32 ``[B, T, k, g, g]``, each glimpse as the agent saw it.
+        answers: int64 ``[B]``, the labels given at the last step.
+        truths: int64 ``[B]``, the true classes (the env's final ``info["label"]``).
+        indices: int64 ``[B]``, the images of the split the canvases were made from.
+        config: the task's ``GlimpseConfig``.
+    """
+
+    canvases: np.ndarray
+    fixations: np.ndarray
+    glimpses: np.ndarray
+    answers: np.ndarray
+    truths: np.ndarray
+    indices: np.ndarray
+    config: GlimpseConfig
+
+
+@torch.no_grad()
+def play_episodes(
+    actor_factory: ActorFactory,
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None = None,
+    num_episodes: int = 9,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> Episodes:
+    """Play ``num_episodes`` episodes of ``env_id`` on the vector env, on images chosen by ``seed``.
+
+    The images are a seeded random choice of the split, so the same ``seed`` shows the same
+    images (and, on the test split, the same canvases) every time. Only private generators are
+    used: the global torch and numpy random states are left alone.
+    """
+    kwargs = dict(env_kwargs or {})
+    for key in ("device", "num_envs", "render_mode"):
+        kwargs.pop(key, None)
+    device = torch.device(device)
+    env = gym.make_vec(
+        env_id,
+        num_envs=num_episodes,
+        vectorization_mode="vector_entry_point",
+        device=device,
+        **kwargs,
+    )
+    try:
+        core = env.unwrapped.core
+        choice = torch.Generator().manual_seed(seed)
+        if num_episodes <= core.num_images:
+            indices = torch.randperm(core.num_images, generator=choice)[:num_episodes]
+        else:
+            indices = torch.randint(core.num_images, (num_episodes,), generator=choice)
+        observation, _ = env.reset(seed=seed, options={"indices": indices.to(device)})
+        canvases = core.canvases.cpu().numpy().copy()
+        act = actor_factory(num_episodes, device)
+        fixations, glimpses = [], []
+        info: dict[str, Any] = {}
+        action: dict[str, torch.Tensor] = {}
+        for _ in range(core.config.n_glimpses):
+            fixations.append(observation["location"].cpu().numpy().copy())
+            glimpses.append(observation["glimpse"].cpu().numpy().copy())
+            action = act(observation)
+            observation, _, _, _, info = env.step(action)
+        return Episodes(
+            canvases=canvases,
+            fixations=np.stack(fixations, axis=1),
+            glimpses=np.stack(glimpses, axis=1),
+            answers=action["label"].cpu().numpy().astype(np.int64),
+            truths=info["label"].cpu().numpy().astype(np.int64),
+            indices=indices.numpy().astype(np.int64),
+            config=core.config,
+        )
+    finally:
+        env.close()
+
+
+def figures_of(episodes: Episodes, columns: int = 3) -> dict[str, Any]:
+    """``{"bbox": image, "glimpses": image, "gif": [frames]}`` (uint8 ``[h, w, 3]`` arrays).
+
+    ``gif`` has ``T + 1`` frames: frame ``t < T`` shows glimpse ``t + 1`` of every episode, the
+    last frame the final fixation again with the answered and the true class.
+    """
+    config = episodes.config
+    batch, steps = episodes.fixations.shape[:2]
+    answers, truths = episodes.answers.tolist(), episodes.truths.tolist()
+    bbox = tile(
+        [
+            draw_fixations(
+                episodes.canvases[b], episodes.fixations[b], config, answers[b], truths[b]
+            )
+            for b in range(batch)
+        ],
+        columns,
+    )
+    glimpses = tile(
+        [draw_glimpses(episodes.glimpses[b], config, answers[b], truths[b]) for b in range(batch)],
+        columns,
+    )
+    gif = []
+    for t in range(steps + 1):
+        now, end = min(t, steps - 1), t == steps
+        frames = [
+            draw_frame(
+                episodes.canvases[b],
+                episodes.fixations[b, : now + 1],
+                episodes.glimpses[b, now],
+                config,
+                answer=answers[b] if end else None,
+                truth=truths[b] if end else None,
+            )
+            for b in range(batch)
+        ]
+        gif.append(tile(frames, columns))
+    return {"bbox": bbox, "glimpses": glimpses, "gif": gif}
+
+
+def episode_figures(
+    model: Any,
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    *,
+    num_episodes: int = 9,
+    split: str | None = "test",
+) -> dict[str, Any]:
+    """The three figures of ``num_episodes`` episodes of ``model`` (``None``: a random policy).
+
+    ``split`` overrides ``env_kwargs["split"]`` (``None`` keeps it); the default, the fixed
+    test canvases, shows the same pictures at every call with the same ``seed``, so calls
+    every few epochs show the policy change. A model's train/eval mode is restored afterwards.
+    Returns ``figures_of``'s dict.
+    """
+    kwargs = dict(env_kwargs or {})
+    if split is not None:
+        kwargs["split"] = split
+    training = getattr(model, "training", None)
+    if training is not None:
+        model.eval()
+    try:
+        episodes = play_episodes(actor_for(model, seed), env_id, kwargs, num_episodes, device, seed)
+    finally:
+        if training is not None:
+            model.train(training)
+    return figures_of(episodes)
+
+
+# --------------------------------------------------------------------------- files
+
+
+def _rgb(image: Any) -> np.ndarray:
+    image = _as_numpy(image)
+    if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        raise ValueError(f"expected a uint8 [h, w, 3] picture, got {image.dtype} {image.shape}")
+    return np.ascontiguousarray(image)
+
+
+def write_png(image: np.ndarray, path: str | os.PathLike[str]) -> pathlib.Path:
+    """Write a uint8 ``[h, w, 3]`` picture as PNG (folders are created)."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(_rgb(image)).save(path, format="PNG")
+    return path
+
+
+def write_gif(
+    frames: Sequence[np.ndarray],
+    path: str | os.PathLike[str],
+    fps: float = 2.0,
+    hold_last: float = 2.0,
+) -> pathlib.Path:
+    """Write frames (uint8 ``[h, w, 3]``, same size) as a looping GIF with Pillow.
+
+    Each frame lasts ``1 / fps`` seconds, the last one ``hold_last`` seconds.
+    """
+    if not frames:
+        raise ValueError("write_gif() needs at least one frame")
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(_rgb(frame)) for frame in frames]
+    durations = [round(1000 / fps)] * (len(images) - 1) + [round(1000 * hold_last)]
+    images[0].save(
+        path,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=durations,
+        loop=0,
+        optimize=False,
+        disposal=1,
+    )
+    return path
+
+
+def save_figures(figures: Mapping[str, Any], prefix: str | os.PathLike[str]) -> list[pathlib.Path]:
+    """Write ``episode_figures``' dict as ``PREFIX_bbox.png``, ``PREFIX_glimpses.png``,
+    ``PREFIX.gif``; returns the paths."""
+    prefix = str(prefix)
+    return [
+        write_png(figures["bbox"], f"{prefix}_bbox.png"),
+        write_png(figures["glimpses"], f"{prefix}_glimpses.png"),
+        write_gif(figures["gif"], f"{prefix}.gif"),
+    ]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ram_env.render",
+        description="Draw where an agent looks: PREFIX_bbox.png (every fixation's fovea box), "
+        "PREFIX_glimpses.png (every glimpse) and PREFIX.gif (the episodes step by step), for "
+        "a random policy or a trained RAM agent (--checkpoint; its mean policy).",
+    )
+    parser.add_argument("--env", help="env id, e.g. GlimpseMNIST-v0 (default: the checkpoint's)")
+    parser.add_argument("--checkpoint", help="a RAM checkpoint written by train_reinforce.py")
+    parser.add_argument("--seed", type=int, default=0, help="chooses the images (default 0)")
+    parser.add_argument("--split", choices=("train", "test"), default="test")
+    parser.add_argument("--episodes", type=int, default=9, help="episodes drawn (default 9)")
+    parser.add_argument("--columns", type=int, default=3, help="pictures per row (default 3)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", required=True, help="file prefix of the three pictures")
+    return parser
+
+
+def _bare_id(env_id: str) -> str:
+    return env_id.split(":", 1)[-1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error("--episodes must be at least 1")
+    model, env_id, env_kwargs = None, args.env, {}
+    if args.checkpoint is not None:
+        from agents.checkpoint import CheckpointError, load_agent  # agents build on ram_env
+
+        try:
+            model, config = load_agent(args.checkpoint, args.device)
+        except CheckpointError as error:
+            parser.error(str(error))
+        env_kwargs = dict(config.get("env_kwargs") or {})
+        if env_id is not None and _bare_id(env_id) != _bare_id(config["env"]):
+            parser.error(
+                f"--env {env_id} differs from the checkpoint's env {config['env']}; "
+                "leave --env out to use the checkpoint's"
+            )
+        env_id = config["env"]
+    if env_id is None:
+        parser.error("--env is required without --checkpoint")
+    kwargs = {**env_kwargs, "split": args.split}
+    episodes = play_episodes(
+        actor_for(model, args.seed), env_id, kwargs, args.episodes, args.device, args.seed
+    )
+    paths = save_figures(figures_of(episodes, args.columns), args.out)
+    right = int((episodes.answers == episodes.truths).sum())
+    print(f"{right}/{len(episodes.answers)} right; wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""train_reinforce.py: train and test modes, exact resumption, checkpoint safety."""
+
+import json
+
+import pytest
+import torch
+
+import train_reinforce
+from agents.checkpoint import CheckpointError, load_agent, load_checkpoint, save_checkpoint
+
+TIMING = {"seconds", "images_per_second"}
+
+
+def run(folder, *extra):
+    argv = [
+        "--train-subset", "96", "--batch-size", "32", "--eval-batch-size", "40", "--M", "2",
+        "--core-size", "64", "--glimpse-features", "64", "--lr", "3e-3", "--threads", "1",
+        "--plot-every", "0", "--ckpt-dir", str(folder), *extra,
+    ]  # fmt: skip
+    return train_reinforce.main(argv)
+
+
+def history(folder):
+    rows = json.loads((folder / "metrics.json").read_text())
+    return [{k: v for k, v in row.items() if k not in TIMING} for row in rows]
+
+
+def test_train_then_test_the_best_checkpoint(tmp_path, capsys):
+    assert run(tmp_path, "--epochs", "2") == 0
+    for name in ("last.pt", "best.pt", "metrics.csv", "metrics.json", "test.json"):
+        assert (tmp_path / name).is_file()
+    assert list(tmp_path.glob("events.out.tfevents.*"))
+    assert len(history(tmp_path)) == 2
+    assert run(tmp_path, "--test") == 0
+    out = capsys.readouterr().out
+    assert "test error (%) over 128 images" in out and "M=2" in out and "mean policy" in out
+    errors = json.loads((tmp_path / "test.json").read_text())["test_error"]
+    assert set(errors) == {"M=1", "M=2", "mean policy"}
+    model, config = load_agent(tmp_path / "best.pt")
+    assert config["env"] == "GlimpseMNIST-v0" and config["model"]["core_size"] == 64
+    assert not model.training
+
+
+def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    assert run(straight, "--epochs", "3") == 0
+    assert run(resumed, "--epochs", "1", "--plot-every", "1") == 0  # figures draw no randomness
+    assert run(resumed, "--epochs", "3", "--resume") == 0
+    assert len(list((resumed / "figures").glob("epoch_001*"))) == 3
+    assert history(straight) == history(resumed)
+    a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(resumed / "last.pt")
+    for name, tensor in a["model"].items():
+        torch.testing.assert_close(tensor, b["model"][name], rtol=0, atol=0)
+
+
+def test_refuses_to_overwrite_resume_a_mismatch_or_load_a_corrupt_file(tmp_path, capsys):
+    assert run(tmp_path, "--epochs", "1") == 0
+    assert run(tmp_path, "--epochs", "1") == 2  # would overwrite the run
+    assert "--resume" in capsys.readouterr().err
+    assert run(tmp_path, "--epochs", "2", "--resume", "--core", "lstm") == 2
+    assert "core: saved 'rnn', now 'lstm'" in capsys.readouterr().err
+    last = tmp_path / "last.pt"
+    last.write_bytes(last.read_bytes()[:100])
+    assert run(tmp_path, "--epochs", "2", "--resume") == 2
+    assert "corrupt" in capsys.readouterr().err
+    assert run(tmp_path / "empty", "--resume") == 2
+    assert "no checkpoint" in capsys.readouterr().err
+
+
+def test_atomic_save_keeps_the_last_good_checkpoint_when_writing_fails(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint({"model": {}, "config": {}, "epoch": 1}, path)
+
+    def crash(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint({"model": {}, "config": {}, "epoch": 2}, path)
+    assert load_checkpoint(path)["epoch"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
+
+
+class Unpicklable:
+    """Any class outside torch's allowlist: weights_only loading must refuse it."""
+
+
+def test_unsafe_or_foreign_files_are_refused(tmp_path):
+    torch.save({"model": Unpicklable(), "config": {}, "epoch": 1}, tmp_path / "unsafe.pt")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "unsafe.pt")
+    torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
+    with pytest.raises(CheckpointError, match="not a ram-env checkpoint"):
+        load_checkpoint(tmp_path / "foreign.pt")

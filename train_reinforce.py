@@ -20,6 +20,7 @@ import json
 import pathlib
 import sys
 import time
+import warnings
 from typing import Any
 
 import gymnasium as gym
@@ -30,13 +31,21 @@ from tqdm import tqdm
 import ram_env
 from agents.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from agents.ram import RAM, RAMConfig
-from agents.reinforce import evaluate, train_epoch
+from agents.reinforce import compile_step, evaluate, train_epoch
 from ram_env.core import resolve_device
 from ram_env.render import episode_figures, save_figures
 from ram_env.vector import GlimpseVectorEnv
 
 #: Settings that may change when a run is resumed; any other difference is an error.
-RESUMABLE_CHANGES = {"epochs", "train_patience", "device", "threads", "plot_every", "resume"}
+RESUMABLE_CHANGES = {
+    "epochs",
+    "train_patience",
+    "device",
+    "threads",
+    "plot_every",
+    "resume",
+    "compile",
+}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -77,6 +86,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     train.add_argument("--seed", type=int, default=1)
     train.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
     train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    train.add_argument(
+        "--compile",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="torch.compile the per-glimpse network (CUDA graphs on CUDA); auto: on for CUDA, "
+        "falling back to eager with a warning if compiling fails",
+    )
     io = parser.add_argument_group("run folders")
     io.add_argument("--run-name", help="default: ram_<env>_<glimpses>x<patch>_<core>")
     io.add_argument("--ckpt-dir", help="checkpoints and metrics (default runs/<run name>)")
@@ -163,6 +179,18 @@ def build_model(config: dict, device: torch.device) -> RAM:
     return RAM(RAMConfig(**model_config)).to(device)
 
 
+def maybe_compile(model: RAM, setting: str, device: torch.device, batch: int) -> None:
+    """Apply ``compile_step`` as ``--compile`` says; ``auto`` falls back to eager on failure."""
+    if setting == "off" or (setting == "auto" and device.type != "cuda"):
+        return
+    try:
+        compile_step(model, device, batch)
+    except Exception as error:
+        if setting == "on":
+            raise
+        warnings.warn(f"torch.compile failed, training without it: {error}", stacklevel=2)
+
+
 def test(args: argparse.Namespace, config: dict, device: torch.device) -> dict[str, float]:
     """Test error (%) of a checkpoint over the whole test split, each image exactly once:
     sampled policy with M=1 and M=--M (probabilities averaged), and the mean policy."""
@@ -208,6 +236,7 @@ def train(config: dict, device: torch.device) -> None:
     train_images, valid_images = split_train_validation(train_env.unwrapped.core.num_images, config)
     valid_images = valid_images.to(device)
     model = build_model(config, device)
+    maybe_compile(model, config["compile"], device, config["batch_size"])
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     if config["lr_schedule"] == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(

@@ -27,7 +27,25 @@ from torch.nn import functional as F
 from agents.ram import RAM
 from ram_env.vector import GlimpseVectorEnv
 
-__all__ = ["Rollout", "evaluate", "hybrid_loss", "rollout", "train_epoch"]
+__all__ = ["Rollout", "compile_step", "evaluate", "hybrid_loss", "rollout", "train_epoch"]
+
+
+def compile_step(model: RAM, device: torch.device, batch: int) -> None:
+    """Replace ``model.step`` by its ``torch.compile`` version (in place, weights untouched).
+
+    On CUDA the mode is ``"reduce-overhead"``: each glimpse replays a CUDA graph instead of
+    launching a dozen small kernels. The compiled step is tried once (forward and backward on
+    a batch of ``batch`` zeros) so that a failure shows here, not mid-training.
+    """
+    mode = "reduce-overhead" if device.type == "cuda" else None
+    compiled = torch.compile(model.step, mode=mode, dynamic=False)
+    glimpse = torch.zeros(batch, *model.config.glimpse_shape, device=device)
+    state = compiled(
+        glimpse, torch.zeros(batch, 2, device=device), model.initial_state(batch, device)
+    )
+    state[0].sum().backward()
+    model.zero_grad(set_to_none=True)
+    model.step = compiled
 
 
 @dataclass
@@ -64,6 +82,7 @@ def rollout(
     ``sample=False`` follows the mean policy ``mu_t`` instead of ``N(mu_t, std^2)``.
     """
     batch, device = env.num_envs, env.device
+    torch.compiler.cudagraph_mark_step_begin()  # earlier episodes' CUDA-graph outputs are free
     obs, _ = env.reset(options={"indices": indices})
     state = model.initial_state(batch, device)
     no_answer = torch.zeros(batch, dtype=torch.int64, device=device)

@@ -34,7 +34,14 @@ def reference_glimpse(canvas, fixation, patch_size, n_scales, scale_factor):
 
 @pytest.mark.parametrize(
     ("height", "width", "patch_size", "n_scales", "scale_factor"),
-    [(28, 28, 8, 1, 2), (60, 60, 12, 3, 2), (29, 17, 5, 2, 3), (31, 40, 3, 3, 2), (7, 9, 4, 1, 1)],
+    [
+        (28, 28, 8, 1, 2),
+        (60, 60, 12, 3, 2),
+        (100, 100, 12, 4, 2),
+        (29, 17, 5, 2, 3),
+        (31, 40, 3, 3, 2),
+        (7, 9, 4, 1, 1),
+    ],
 )
 def test_matches_reference_on_random_inputs(height, width, patch_size, n_scales, scale_factor):
     rng = np.random.default_rng(height * 1000 + width)

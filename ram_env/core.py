@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+import numpy as np
 import torch
 
 from ram_env.canvas import CanvasSpec, fixed_key, make_canvases
@@ -158,6 +159,7 @@ class GlimpseCore:
         self.images = images.to(device)
         self.labels = labels.to(device)
         self.generator = torch.Generator(device=device)
+        self.seeded = False
         height, width = config.canvas_shape
         n = num_episodes
         self.canvases = torch.zeros(n, height, width, dtype=torch.uint8, device=device)
@@ -173,9 +175,25 @@ class GlimpseCore:
         """Number of images in the split."""
         return self.images.shape[0]
 
-    def seed(self, seed: int) -> None:
-        """Seed the generator behind image choice, canvas keys and start fixations."""
-        self.generator.manual_seed(seed)
+    def seed(self, seed: int | None, entropy: np.random.Generator) -> None:
+        """Seed the generator behind image choice, canvas keys and start fixations.
+
+        The faces call this on every ``reset(seed=...)``: an int seeds it; ``None`` seeds it
+        from ``entropy`` (the face's ``np_random``) the first time only, so later resets go on
+        with the same stream, as Gymnasium expects.
+        """
+        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+            raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        if seed is not None:
+            self.generator.manual_seed(int(seed))
+        elif not self.seeded:
+            self.generator.manual_seed(int(entropy.integers(2**63 - 1)))
+        self.seeded = True
+
+    def set_rng_state(self, state: torch.Tensor) -> None:
+        """Restore a state from ``generator.get_state()`` (exact resumption of a seeded run)."""
+        self.generator.set_state(state)
+        self.seeded = True
 
     def _sense(self) -> None:
         config = self.config

@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore, resolve_device
 
-__all__ = ["GlimpseEnv", "check_seed", "glimpse_spaces"]
+__all__ = ["GlimpseEnv", "check_render_mode", "glimpse_spaces"]
 
 
 def glimpse_spaces(config: GlimpseConfig) -> tuple[spaces.Dict, spaces.Dict]:
@@ -28,10 +28,12 @@ def glimpse_spaces(config: GlimpseConfig) -> tuple[spaces.Dict, spaces.Dict]:
     return observation_space, action_space
 
 
-def check_seed(seed: int | None) -> None:
-    """Raise if ``seed`` is neither ``None`` nor a non-negative int."""
-    if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
-        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+def check_render_mode(render_mode: str | None, metadata: dict[str, Any]) -> None:
+    """Raise if ``render_mode`` is neither ``None`` nor one of ``metadata["render_modes"]``."""
+    if render_mode is not None and render_mode not in metadata["render_modes"]:
+        raise ValueError(
+            f"render_mode must be one of {metadata['render_modes']} or None, got {render_mode!r}"
+        )
 
 
 class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
@@ -100,16 +102,11 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         device: str | torch.device = "cpu",
         **config: Any,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
+        check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
         self.config = GlimpseConfig.from_kwargs(config)
         self.core = GlimpseCore(self.config, 1, resolve_device(device))
         self.observation_space, self.action_space = glimpse_spaces(self.config)
-        self._seeded = False
         self._finished = True
         self._path: list[np.ndarray] = []
         self._answer: int | None = None
@@ -118,13 +115,8 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         """Start an episode. ``options``: ``{"index": i}`` shows image ``i`` of the split."""
-        check_seed(seed)
         super().reset(seed=seed)
-        if seed is not None:
-            self.core.seed(int(seed))
-        elif not self._seeded:
-            self.core.seed(int(self.np_random.integers(2**63 - 1)))
-        self._seeded = True
+        self.core.seed(seed, self.np_random)
         options = dict(options or {})
         index = options.pop("index", None)
         if options:

@@ -10,7 +10,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore, resolve_device
-from ram_env.env import check_seed, glimpse_spaces
+from ram_env.env import check_render_mode, glimpse_spaces
 
 __all__ = ["GlimpseVectorEnv"]
 
@@ -60,11 +60,7 @@ class GlimpseVectorEnv(VectorEnv):
         render_mode: str | None = None,
         **config: Any,
     ) -> None:
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be one of {self.metadata['render_modes']} or None, "
-                f"got {render_mode!r}"
-            )
+        check_render_mode(render_mode, self.metadata)
         autoreset_mode = _autoreset_mode(autoreset_mode)
         if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED):
             raise ValueError(
@@ -85,7 +81,6 @@ class GlimpseVectorEnv(VectorEnv):
         self.single_observation_space, self.single_action_space = glimpse_spaces(self.config)
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
-        self._seeded = False
 
     @property
     def autoreset_mode(self) -> AutoresetMode:
@@ -95,13 +90,8 @@ class GlimpseVectorEnv(VectorEnv):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
         """Reset all sub-envs, or those in ``options["reset_mask"]``; see the class docstring."""
-        check_seed(seed)
         super().reset(seed=seed)
-        if seed is not None:
-            self.core.seed(int(seed))
-        elif not self._seeded:
-            self.core.seed(int(self.np_random.integers(2**63 - 1)))
-        self._seeded = True
+        self.core.seed(seed, self.np_random)
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         indices = options.pop("indices", None)
@@ -171,8 +161,7 @@ class GlimpseVectorEnv(VectorEnv):
 
     def set_rng_state(self, state: torch.Tensor) -> None:
         """Restore a state from ``get_rng_state`` (exact resumption of a seeded run)."""
-        self.core.generator.set_state(state)
-        self._seeded = True
+        self.core.set_rng_state(state)
 
     def _actions_as_tensors(self, actions: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
         if not isinstance(actions, Mapping) or set(actions) != {"location", "label"}:

@@ -254,19 +254,26 @@ class GlimpseCore:
             )
         return indices.long()
 
-    def step(self, locations: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    def step(
+        self, locations: torch.Tensor, labels: torch.Tensor, answer: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Advance every episode by one step. Inputs are trusted (faces validate them).
 
         Args:
             locations: float ``[N, 2]`` next fixations; clamped to ``[-1, 1]``.
             labels: int64 ``[N]`` answered classes; scored only on an episode's last step.
+            answer: optional bool ``[N]``: these episodes answer now, so this step is their
+                last (adaptive glimpse counts, as the Discrete action adapter offers).
 
         Returns:
             ``(reward, terminated)``: float32 ``[N]`` (1.0 for a right final answer, else 0.0)
             and bool ``[N]`` (the step was the episode's last).
         """
         self.steps = self.steps + 1
-        if self.uniform_steps is not None:
+        if answer is not None:
+            self.steps = torch.where(answer, self.config.n_glimpses, self.steps)
+            self.uniform_steps = None
+        elif self.uniform_steps is not None:
             self.uniform_steps += 1
         terminated = self.steps >= self.config.n_glimpses
         reward = (terminated & (labels == self.targets)).float()

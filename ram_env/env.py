@@ -53,7 +53,9 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     fixation ``(x, y)``: x to the right, y down, ``(-1, -1)`` the top-left corner, ``(1, 1)``
     the bottom-right (see ``ram_env.sensor``). A location outside ``[-1, 1]`` is clamped, as
     the paper's Gaussian policy is; a NaN or a wrong shape is an error. ``label`` is ignored
-    until the last step.
+    until the last step. An optional ``"answer": True`` entry (not part of the space; the
+    Discrete adapter of ``ram_env.wrappers`` uses it) makes this step the last: the label is
+    scored now, for an adaptive number of glimpses.
 
     ## Observation Space
 
@@ -137,10 +139,11 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     ) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
         if self._finished:
             raise RuntimeError("step() called on a finished episode: call reset() first")
-        location, label = self._checked_action(action)
+        location, label, answer = self._checked_action(action)
         reward, terminated = self.core.step(
             torch.as_tensor(location, device=self.core.device)[None],
             torch.tensor([label], device=self.core.device),
+            torch.tensor([True], device=self.core.device) if answer else None,
         )
         self._finished = bool(terminated[0])
         info: dict[str, Any] = {}
@@ -177,11 +180,17 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             truth=int(self.core.targets[0]) if ended else None,
         )
 
-    def _checked_action(self, action: Mapping[str, Any]) -> tuple[np.ndarray, int]:
-        if not isinstance(action, Mapping) or set(action) != {"location", "label"}:
+    def _checked_action(self, action: Mapping[str, Any]) -> tuple[np.ndarray, int, bool]:
+        if not isinstance(action, Mapping) or not (
+            {"location", "label"} <= set(action) <= {"location", "label", "answer"}
+        ):
             raise ValueError(
-                f"action must be a dict with keys 'location' and 'label', got {action!r}"
+                "action must be a dict with keys 'location' and 'label' (and optionally "
+                f"'answer'), got {action!r}"
             )
+        answer = action.get("answer", False)
+        if not isinstance(answer, (bool, np.bool_)):
+            raise ValueError(f"action['answer'] must be a bool, got {answer!r}")
         location = np.asarray(action["location"], dtype=np.float32)
         if location.shape != (2,):
             raise ValueError(f"action['location'] must have shape (2,), got {location.shape}")
@@ -194,7 +203,7 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             raise ValueError(f"action['label'] must be an int, got {label!r}")
         if not 0 <= label < NUM_CLASSES:
             raise ValueError(f"action['label'] must be in [0, {NUM_CLASSES}), got {label}")
-        return location, int(label)
+        return location, int(label), bool(answer)
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {

@@ -21,7 +21,8 @@ class GlimpseVectorEnv(VectorEnv):
     Observations are ``{"glimpse": float32 [N, k, g, g], "location": float32 [N, 2]}``;
     rewards float32 ``[N]``; terminations and truncations bool ``[N]``; actions
     ``{"location": float [N, 2], "label": int [N]}`` (torch tensors, or anything
-    ``torch.as_tensor`` takes). The episode of each sub-env is that of ``GlimpseEnv``.
+    ``torch.as_tensor`` takes), plus an optional ``"answer"`` (bool ``[N]``: those sub-envs
+    answer now, as in ``GlimpseEnv``). The episode of each sub-env is that of ``GlimpseEnv``.
     When an episode ends, ``infos["label"]`` holds the true classes and ``infos["_label"]``
     marks the sub-envs that just ended (Gymnasium's vector info convention).
 
@@ -112,22 +113,22 @@ class GlimpseVectorEnv(VectorEnv):
     def step(
         self, actions: Mapping[str, Any]
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict]:
-        location, label = self._actions_as_tensors(actions)
+        location, label, answer = self._actions_as_tensors(actions)
         n_glimpses = self.config.n_glimpses
         core = self.core
         if self.autoreset_mode == AutoresetMode.DISABLED:
             if self.validate_actions:
                 self._check_not_finished()
-            reward, terminated = core.step(location, label)
+            reward, terminated = core.step(location, label, answer)
         elif core.uniform_steps is not None and core.uniform_steps >= n_glimpses:
             core.reset()
             reward = torch.zeros(self.num_envs, device=self.device)
             terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
         elif core.uniform_steps is not None:
-            reward, terminated = core.step(location, label)
+            reward, terminated = core.step(location, label, answer)
         else:
             finished = core.steps >= n_glimpses
-            reward, terminated = core.step(location, label)
+            reward, terminated = core.step(location, label, answer)
             core.reset(mask=finished)
             reward = reward.masked_fill(finished, 0.0)
             terminated = terminated & ~finished
@@ -163,13 +164,22 @@ class GlimpseVectorEnv(VectorEnv):
         """Restore a state from ``get_rng_state`` (exact resumption of a seeded run)."""
         self.core.set_rng_state(state)
 
-    def _actions_as_tensors(self, actions: Mapping[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        if not isinstance(actions, Mapping) or set(actions) != {"location", "label"}:
-            raise ValueError("actions must be a dict with keys 'location' and 'label'")
+    def _actions_as_tensors(
+        self, actions: Mapping[str, Any]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        if not isinstance(actions, Mapping) or not (
+            {"location", "label"} <= set(actions) <= {"location", "label", "answer"}
+        ):
+            raise ValueError(
+                "actions must be a dict with keys 'location' and 'label' (and optionally 'answer')"
+            )
         location = torch.as_tensor(actions["location"], device=self.device)
         label = torch.as_tensor(actions["label"], device=self.device)
+        answer = actions.get("answer")
+        if answer is not None:
+            answer = torch.as_tensor(answer, device=self.device)
         if not self.validate_actions:
-            return location, label
+            return location, label, answer
         n = self.num_envs
         if location.shape != (n, 2) or not location.dtype.is_floating_point:
             raise ValueError(
@@ -185,7 +195,12 @@ class GlimpseVectorEnv(VectorEnv):
         _raise_for_rows(
             (label < 0) | (label >= NUM_CLASSES), f"actions['label'] is outside [0, {NUM_CLASSES})"
         )
-        return location, label
+        if answer is not None and (answer.shape != (n,) or answer.dtype != torch.bool):
+            raise ValueError(
+                f"actions['answer'] must be a bool tensor of shape ({n},), "
+                f"got dtype {answer.dtype} shape {tuple(answer.shape)}"
+            )
+        return location, label, answer
 
     def _check_not_finished(self) -> None:
         _raise_for_rows(

@@ -157,3 +157,19 @@ def test_missing_dataset_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("RAM_ENV_DATA", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="mnist"):
         gym.make("GlimpseMNIST-v0", data_root=str(tmp_path / "nothing-here"))
+
+
+def test_an_answer_entry_ends_the_episode_early_and_is_scored():
+    env = gym.make("GlimpseMNIST-v0").unwrapped
+    env.reset(seed=0, options={"index": 3})
+    true_label = int(load_split("mnist", "train")[1][3])
+    env.step({"location": [0.0, 0.0], "label": 0})
+    _, reward, terminated, _, info = env.step(
+        {"location": [0.0, 0.0], "label": true_label, "answer": True}
+    )
+    assert terminated and reward == 1.0 and info == {"label": true_label}
+    with pytest.raises(RuntimeError, match="finished episode"):
+        env.step({"location": [0.0, 0.0], "label": 0})
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="must be a bool"):
+        env.step({"location": [0.0, 0.0], "label": 0, "answer": 1})

@@ -164,3 +164,17 @@ def test_bad_reset_options_and_devices():
             make_vec(device="cuda")
     with pytest.raises(ValueError, match="max_episode_steps"):
         make_vec(max_episode_steps=2)
+
+
+def test_answer_mask_ends_some_sub_envs_early():
+    envs = make_vec(num_envs=3, n_glimpses=4)
+    envs.reset(seed=0)
+    batch = {**actions(3, 0), "answer": torch.tensor([True, False, True])}
+    _, _, terminated, _, infos = envs.step(batch)
+    assert terminated.tolist() == [True, False, True]
+    assert infos["_label"].tolist() == [True, False, True]
+    _, _, terminated, _, _ = envs.step(actions(3, 1))  # NEXT_STEP: rows 0 and 2 restart
+    assert terminated.tolist() == [False, False, False]
+    assert envs.core.steps.tolist() == [0, 2, 0]
+    with pytest.raises(ValueError, match="answer"):
+        envs.step({**actions(3, 2), "answer": torch.tensor([1, 0, 0])})

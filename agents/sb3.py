@@ -1,0 +1,490 @@
+"""Stable-Baselines3 / sb3-contrib glue: a fast ``VecEnv`` adapter, algorithms, evaluation.
+
+SB3 takes neither Dict actions nor Gymnasium's ``VectorEnv``. ``GlimpseSB3VecEnv`` is an SB3
+``VecEnv`` over one ``GlimpseVectorEnv`` (N episodes batched on a torch device): the actions are
+``DiscreteGlimpseActions``'s ``Discrete(G*G + 10)`` (same mapping code, batched), observations the
+same float32 Dict, and it follows SB3's VecEnv contract: numpy at the boundary, same-step
+autoreset with ``infos[i]["terminal_observation"]``, ``reset_infos``, ``seed``, ``set_options``.
+One step costs one batched core step (plus a batched reset of the finished sub-envs), not N Python
+env steps as ``DummyVecEnv`` over N wrapped envs does.
+
+    vec = make_sb3_vec_env("GlimpseMNIST-v0", n_envs=64, grid=4)
+    model = RecurrentPPO("MultiInputLstmPolicy", VecMonitor(vec)).learn(100_000)
+    accuracy = evaluate_sb3(model, "GlimpseMNIST-v0", {}, "test", None, n_envs=256, device="cpu")
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.vec_env import VecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
+
+from ram_env.core import NUM_CLASSES
+from ram_env.vector import GlimpseVectorEnv
+from ram_env.wrappers import (
+    decode_discrete_actions,
+    discrete_action_space,
+    discrete_observation_space,
+    grid_centres,
+)
+
+__all__ = [
+    "ALGORITHMS",
+    "GlimpseSB3VecEnv",
+    "ValidationCallback",
+    "algorithm_class",
+    "evaluate_sb3",
+    "evaluate_sb3_episodes",
+    "grid_of",
+    "holdout_split",
+    "make_sb3_vec_env",
+]
+
+
+def _recurrent_ppo() -> tuple[type[BaseAlgorithm], str]:
+    from sb3_contrib import RecurrentPPO
+
+    return RecurrentPPO, "MultiInputLstmPolicy"
+
+
+#: CLI name -> (algorithm class, policy), the class imported on demand.
+ALGORITHMS = {
+    "recurrent-ppo": _recurrent_ppo,
+    "ppo": lambda: (PPO, "MultiInputPolicy"),
+    "a2c": lambda: (A2C, "MultiInputPolicy"),
+    "dqn": lambda: (DQN, "MultiInputPolicy"),
+}
+
+
+def algorithm_class(name: str) -> tuple[type[BaseAlgorithm], str]:
+    """``(class, policy name)`` of an algorithm named as in ``ALGORITHMS``."""
+    if name not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {name!r}; known: {sorted(ALGORITHMS)}")
+    return ALGORITHMS[name]()
+
+
+def grid_of(action_space: gym.spaces.Space) -> int:
+    """The grid side ``G`` of a ``Discrete(G*G + 10)`` action space."""
+    n = getattr(action_space, "n", None)
+    grid = math.isqrt(int(n) - NUM_CLASSES) if n is not None and n > NUM_CLASSES else 0
+    if grid < 1 or grid * grid + NUM_CLASSES != n:
+        raise ValueError(f"not a Discrete(G*G + {NUM_CLASSES}) action space: {action_space}")
+    return grid
+
+
+class GlimpseSB3VecEnv(VecEnv):
+    """SB3 ``VecEnv`` over a ``GlimpseVectorEnv`` with ``DiscreteGlimpseActions``'s episodes.
+
+    Args:
+        venv: a ``GlimpseVectorEnv`` made with ``autoreset_mode=AutoresetMode.DISABLED`` (this
+            adapter resets finished sub-envs itself, in the same step, as SB3 expects).
+        grid: ``G``, side of the fixation grid.
+        index_pool: optional int ``[M]`` image indices of the split; every reset (but those
+            given by ``set_options``) draws its images uniformly from the pool, e.g. the training
+            images without a held-out validation part. ``None``: the whole split, drawn by the
+            core.
+
+    Seeding: ``seed(s)`` seeds the next ``reset()``: the core's generator gets ``s`` (the batch is
+    one generator, so SB3's per-env seeds ``s + i`` collapse to ``s``) and the pool sampler a
+    seed derived from ``s``. Options: ``set_options`` takes, per sub-env, ``{"index": i}`` (all
+    sub-envs or none) for the next ``reset()`` only: sub-env ``j`` then shows image ``i_j``.
+
+    Infos of a finished episode: ``terminal_observation``, ``label``, ``index``, ``glimpses``,
+    ``is_success`` and ``TimeLimit.truncated`` (always ``False``: episodes end by an answer or by
+    the cap, both terminations). ``get_attr``/``set_attr``/``env_method`` reach the shared
+    ``GlimpseVectorEnv`` (``grid``, ``n_glimpses``, ``observation_space`` and ``action_space``
+    answer per sub-env); there are no per-sub-env objects, so ``set_attr``/``env_method`` apply
+    to all sub-envs at once.
+    """
+
+    def __init__(
+        self, venv: GlimpseVectorEnv, grid: int = 4, index_pool: torch.Tensor | None = None
+    ) -> None:
+        if not isinstance(venv, GlimpseVectorEnv):
+            raise TypeError(f"venv must be a GlimpseVectorEnv, got {type(venv).__name__}")
+        if venv.autoreset_mode != AutoresetMode.DISABLED:
+            raise ValueError(
+                "venv must be made with autoreset_mode=AutoresetMode.DISABLED (the adapter "
+                f"resets finished sub-envs itself), got {venv.autoreset_mode}"
+            )
+        self.venv = venv
+        self.device = venv.device
+        self.grid = int(grid)
+        self.n_glimpses = venv.config.n_glimpses
+        self.single_action_space = discrete_action_space(self.grid)
+        self.single_observation_space = discrete_observation_space(venv.config)
+        self._centres = grid_centres(self.grid, self.device)
+        self._index_pool = None
+        if index_pool is not None:
+            self._index_pool = torch.as_tensor(index_pool, device=self.device).long()
+            if self._index_pool.ndim != 1 or self._index_pool.numel() == 0:
+                raise ValueError("index_pool must be a non-empty 1-D tensor of image indices")
+            num_images = venv.core.num_images
+            if self._index_pool.min() < 0 or self._index_pool.max() >= num_images:
+                raise ValueError(f"index_pool holds indices outside [0, {num_images})")
+        self._pool_generator = torch.Generator(device=self.device)
+        self._pool_generator.manual_seed(int(np.random.SeedSequence().generate_state(1)[0]))
+        self._glimpses = torch.zeros(venv.num_envs, dtype=torch.int64, device=self.device)
+        self._actions: np.ndarray | None = None
+        super().__init__(venv.num_envs, self.single_observation_space, self.single_action_space)
+
+    # --- the VecEnv API ---------------------------------------------------------------------
+
+    def reset(self) -> dict[str, np.ndarray]:
+        seed = self._seeds[0]
+        indices = self._indices_from_options(self._options)
+        if seed is not None:
+            self._pool_generator.manual_seed(int(seed) + 0x5EED)
+        if indices is None:
+            indices = self._draw_indices(self.num_envs)
+        options = None if indices is None else {"indices": indices}
+        observation, _ = self.venv.reset(seed=seed, options=options)
+        self._glimpses.fill_(1)
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        self._reset_seeds()
+        self._reset_options()
+        self._actions = None
+        return self._numpy_observation(observation)
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self) -> VecEnvStepReturn:
+        if self._actions is None:
+            raise RuntimeError("step_wait() without step_async(): call step(actions)")
+        actions = np.asarray(self._actions).reshape(-1)
+        self._actions = None
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"expected {self.num_envs} discrete actions, got {actions.shape}")
+        core = self.venv.core
+        location, label, answer = decode_discrete_actions(
+            torch.from_numpy(actions).to(self.device),
+            self.grid,
+            core.fixations,
+            centres=self._centres,
+        )
+        observation, reward, terminated, _, info = self.venv.step(
+            {"location": location, "label": label, "answer": answer}
+        )
+        glimpses = self._glimpses
+        self._glimpses = (glimpses + 1).clamp(max=self.n_glimpses)
+        reward = reward * answer
+        obs = self._numpy_observation(observation)
+        # One host transfer for the per-env scalars.
+        scalars = torch.stack(
+            [reward, terminated.float(), glimpses.float(), core.targets.float(),
+             core.image_indices.float()],
+            dim=1,
+        ).cpu().numpy()  # fmt: skip
+        rewards = scalars[:, 0].astype(np.float32)
+        dones = scalars[:, 1] > 0
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        done_rows = np.flatnonzero(dones)
+        if done_rows.size:
+            for i in done_rows:
+                infos[i] = {
+                    "terminal_observation": {key: value[i].copy() for key, value in obs.items()},
+                    "label": int(scalars[i, 3]),
+                    "index": int(scalars[i, 4]),
+                    "glimpses": int(scalars[i, 2]),
+                    "is_success": bool(rewards[i] > 0),
+                    "TimeLimit.truncated": False,
+                }
+                self.reset_infos[i] = {}
+            mask = torch.from_numpy(dones).to(self.device)
+            indices = self._draw_indices(done_rows.size)
+            options = {"reset_mask": mask}
+            if indices is not None:
+                options["indices"] = indices
+            observation, _ = self.venv.reset(options=options)
+            self._glimpses = self._glimpses.masked_fill(mask, 1)
+            obs = self._numpy_observation(observation)
+        del info  # the adapter's infos carry the label (and more) per sub-env
+        return obs, rewards, dones, infos
+
+    def close(self) -> None:
+        self.venv.close()
+
+    def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
+        value = self._single_attr(attr_name)
+        return [value for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
+        self._check_all(indices, "set_attr")
+        setattr(self.venv, attr_name, value)
+
+    def env_method(
+        self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs
+    ) -> list[Any]:
+        self._check_all(indices, "env_method")
+        result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
+        return [result for _ in range(self.num_envs)]
+
+    def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None):
+        return [False for _ in self._get_indices(indices)]
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _single_attr(self, attr_name: str) -> Any:
+        if attr_name == "observation_space":
+            return self.single_observation_space
+        if attr_name == "action_space":
+            return self.single_action_space
+        if attr_name in ("grid", "n_glimpses"):
+            return getattr(self, attr_name)
+        return getattr(self.venv, attr_name)
+
+    def _check_all(self, indices: VecEnvIndices, what: str) -> None:
+        if sorted(self._get_indices(indices)) != list(range(self.num_envs)):
+            raise ValueError(f"{what}: the sub-envs share one GlimpseVectorEnv; target all of them")
+
+    def _indices_from_options(self, options: Sequence[dict[str, Any]]) -> torch.Tensor | None:
+        keys = {key for option in options for key in option}
+        if not keys:
+            return None
+        if keys != {"index"} or not all("index" in option for option in options):
+            raise ValueError(
+                "set_options takes {'index': i} for every sub-env (or no options); "
+                f"got {list(options)[:4]}..."
+            )
+        return torch.tensor([int(option["index"]) for option in options], device=self.device)
+
+    def _draw_indices(self, count: int) -> torch.Tensor | None:
+        if self._index_pool is None:
+            return None
+        picks = torch.randint(
+            self._index_pool.numel(), (count,), generator=self._pool_generator, device=self.device
+        )
+        return self._index_pool[picks]
+
+    def _numpy_observation(self, observation: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        n = self.num_envs
+        glimpse = observation["glimpse"].reshape(n, -1)
+        time = (self._glimpses.float() / self.n_glimpses)[:, None]
+        flat = torch.cat([glimpse, observation["location"].float(), time], dim=1).cpu().numpy()
+        size = glimpse.shape[1]
+        return {
+            "glimpse": flat[:, :size],
+            "location": flat[:, size : size + 2],
+            "time": flat[:, size + 2 :],
+        }
+
+
+def make_sb3_vec_env(
+    env_id: str = "GlimpseMNIST-v0",
+    n_envs: int = 16,
+    grid: int = 4,
+    device: str | torch.device = "cpu",
+    index_pool: torch.Tensor | None = None,
+    seed: int | None = None,
+    holdout: float = 0.0,
+    **env_kwargs: Any,
+) -> GlimpseSB3VecEnv:
+    """``GlimpseSB3VecEnv`` over ``gymnasium.make_vec(env_id, n_envs, ...)`` on ``device``.
+
+    ``env_kwargs`` are the task's ``gymnasium.make`` arguments (``split``, ``n_glimpses``, ...).
+    The adapter builds only valid actions, so the vector env skips its action checks. ``seed``
+    seeds the first ``reset()``. ``holdout`` in ``[0, 1)``: the last ``round(holdout * N)``
+    images of the split are never drawn (a validation part, see ``holdout_split``); it
+    cannot be combined with ``index_pool``.
+    """
+    venv = gym.make_vec(
+        env_id,
+        num_envs=n_envs,
+        vectorization_mode="vector_entry_point",
+        autoreset_mode=AutoresetMode.DISABLED,
+        validate_actions=False,
+        device=device,
+        **env_kwargs,
+    )
+    if holdout:
+        if index_pool is not None:
+            raise ValueError("give either index_pool or holdout, not both")
+        index_pool, _ = holdout_split(venv.core.num_images, holdout)
+    vec = GlimpseSB3VecEnv(venv, grid=grid, index_pool=index_pool)
+    if seed is not None:
+        vec.seed(seed)
+    return vec
+
+
+def holdout_split(num_images: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train, held_out)`` image indices: the last ``round(fraction * num_images)`` held out."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the held-out fraction must be in [0, 1), got {fraction}")
+    n_held = round(fraction * num_images)
+    if fraction > 0 and n_held == 0:
+        n_held = 1
+    if n_held >= num_images:
+        raise ValueError(f"holding out {n_held} of {num_images} images leaves none to train on")
+    cut = num_images - n_held
+    return torch.arange(cut), torch.arange(cut, num_images)
+
+
+def evaluate_sb3_episodes(
+    model: BaseAlgorithm,
+    env_id: str,
+    env_kwargs: dict[str, Any] | None,
+    split: str,
+    indices: Sequence[int] | torch.Tensor | None,
+    n_envs: int = 256,
+    device: str | torch.device = "cpu",
+    deterministic: bool = True,
+    seed: int = 0,
+) -> np.ndarray:
+    """Play one episode on each image ``indices`` of ``split``; bool ``[len(indices)]`` right.
+
+    Images go in batches of ``n_envs``, each sub-env reset on its image with
+    ``reset(options={"indices": ...})`` (via ``set_options``); only that first episode of each
+    sub-env counts. Canvases are fixed (``fixed_canvases=True`` unless ``env_kwargs`` says
+    otherwise); the env is seeded with ``seed``, so with the same ``n_envs`` the start
+    fixations (random unless ``start="center"``) repeat too and so does the score of a
+    deterministic policy. Recurrent policies get their LSTM state and ``episode_start`` as
+    sb3-contrib requires. ``indices=None``: the whole split. The grid comes from the model's
+    action space.
+    """
+    env_kwargs = {"fixed_canvases": True, **(env_kwargs or {}), "split": split}
+    grid = grid_of(model.action_space)
+    if indices is None:
+        probe = gym.make_vec(
+            env_id, num_envs=1, vectorization_mode="vector_entry_point", **env_kwargs
+        )
+        indices = torch.arange(probe.core.num_images)
+        probe.close()
+    indices = torch.as_tensor(indices).long().cpu()
+    total = indices.numel()
+    if total == 0:
+        raise ValueError("evaluate_sb3: no images to evaluate (empty indices)")
+    n_envs = min(n_envs, total)
+    vec = make_sb3_vec_env(env_id, n_envs, grid, device, seed=seed, **env_kwargs)
+    correct = np.zeros(total, dtype=bool)
+    for start in range(0, total, n_envs):
+        batch = indices[start : start + n_envs]
+        count = batch.numel()
+        padded = torch.cat([batch, batch[:1].repeat(n_envs - count)]).tolist()
+        vec.set_options([{"index": index} for index in padded])
+        obs = vec.reset()
+        state = None
+        episode_start = np.ones(n_envs, dtype=bool)
+        pending = np.arange(n_envs) < count
+        for _ in range(vec.n_glimpses):
+            action, state = model.predict(
+                obs, state=state, episode_start=episode_start, deterministic=deterministic
+            )
+            obs, _, dones, infos = vec.step(action)
+            for i in np.flatnonzero(dones & pending):
+                if infos[i]["index"] != padded[i]:  # pragma: no cover - a broken contract
+                    raise RuntimeError(f"sub-env {i} played image {infos[i]['index']}")
+                correct[start + i] = infos[i]["is_success"]
+            pending &= ~dones
+            episode_start = dones
+            if not pending.any():
+                break
+        if pending.any():  # pragma: no cover - episodes end by n_glimpses steps
+            raise RuntimeError("episodes did not end within n_glimpses steps")
+    vec.close()
+    return correct
+
+
+def evaluate_sb3(
+    model: BaseAlgorithm,
+    env_id: str,
+    env_kwargs: dict[str, Any] | None,
+    split: str,
+    indices: Sequence[int] | torch.Tensor | None,
+    n_envs: int = 256,
+    device: str | torch.device = "cpu",
+    deterministic: bool = True,
+    seed: int = 0,
+) -> float:
+    """Accuracy of ``model`` on images ``indices`` of ``split``, each played exactly once.
+
+    See ``evaluate_sb3_episodes``; ``indices=None`` scores the whole split.
+    """
+    correct = evaluate_sb3_episodes(
+        model, env_id, env_kwargs, split, indices, n_envs, device, deterministic, seed
+    )
+    return float(correct.mean())
+
+
+class ValidationCallback(BaseCallback):
+    """Every ``eval_freq`` timesteps (at a rollout's end): validation accuracy and checkpoints.
+
+    Logs ``eval/val_accuracy`` and saves ``<save_dir>/last.zip`` and, on a new best,
+    ``<save_dir>/best.zip`` (when ``save_dir`` is given).
+    """
+
+    def __init__(
+        self,
+        env_id: str,
+        env_kwargs: dict[str, Any],
+        indices: torch.Tensor,
+        eval_freq: int,
+        n_envs: int = 256,
+        device: str | torch.device = "cpu",
+        save_dir: str | None = None,
+        verbose: int = 1,
+        best_accuracy: float = -1.0,
+    ) -> None:
+        super().__init__(verbose)
+        self.env_id = env_id
+        self.env_kwargs = dict(env_kwargs)
+        self.indices = indices
+        self.eval_freq = eval_freq
+        self.n_envs = n_envs
+        self.env_device = device
+        self.save_dir = save_dir
+        self.best_accuracy = best_accuracy
+        self.last_accuracy: float | None = None
+        self.last_eval_timesteps = 0
+
+    def _on_training_start(self) -> None:
+        self.last_eval_timesteps = self.model.num_timesteps
+
+    def _on_step(self) -> bool:
+        return True
+
+    def _on_rollout_end(self) -> None:
+        steps = self.model.num_timesteps
+        if self.eval_freq > 0 and steps - self.last_eval_timesteps >= self.eval_freq:
+            self.evaluate()
+
+    def evaluate(self) -> float:
+        """Score the model on the validation images now; log and checkpoint."""
+        self.num_timesteps = self.model.num_timesteps
+        self.last_eval_timesteps = self.num_timesteps
+        accuracy = evaluate_sb3(
+            self.model,
+            self.env_id,
+            self.env_kwargs,
+            "train",
+            self.indices,
+            self.n_envs,
+            self.env_device,
+        )
+        self.last_accuracy = accuracy
+        self.logger.record("eval/val_accuracy", accuracy)
+        self.logger.record("eval/val_error", 1.0 - accuracy)
+        best = accuracy > self.best_accuracy
+        if best:
+            self.best_accuracy = accuracy
+        if self.save_dir is not None:
+            self.model.save(f"{self.save_dir}/last")
+            if best:
+                self.model.save(f"{self.save_dir}/best")
+        if self.verbose:
+            print(
+                f"[{self.num_timesteps} steps] validation accuracy {accuracy:.4f} "
+                f"(best {self.best_accuracy:.4f}, {self.indices.numel()} images)",
+                flush=True,
+            )
+        return accuracy

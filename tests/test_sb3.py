@@ -1,0 +1,299 @@
+"""The SB3 VecEnv adapter, tiny learning runs, the evaluation and the train_sb3.py CLI."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+import ram_env  # noqa: F401  (registers the ids)
+import train_sb3
+from agents.sb3 import (
+    GlimpseSB3VecEnv,
+    algorithm_class,
+    evaluate_sb3,
+    evaluate_sb3_episodes,
+    grid_of,
+    holdout_split,
+    make_sb3_vec_env,
+)
+from ram_env.datasets import load_split
+from ram_env.wrappers import grid_centres, make_discrete_env
+
+ENV_ID = "GlimpseMNIST-v0"
+T = 6
+G = 4
+FIX = G * G
+N = 5
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def check_obs(vec, obs, n):
+    assert set(obs) == {"glimpse", "location", "time"}
+    for key, space in vec.observation_space.spaces.items():
+        assert obs[key].shape == (n, *space.shape) and obs[key].dtype == np.float32
+        assert all(obs[key][i] in space for i in range(n))
+
+
+def test_contract_shapes_dtypes_and_infos():
+    vec = make_sb3_vec_env(ENV_ID, N, G, seed=0)
+    assert vec.num_envs == N and vec.action_space == gym.spaces.Discrete(FIX + 10)
+    assert vec.observation_space == make_discrete_env(ENV_ID, G).observation_space
+    obs = vec.reset()
+    check_obs(vec, obs, N)
+    assert np.allclose(obs["time"], 1 / T)
+    assert vec.reset_infos == [{}] * N
+    obs, rewards, dones, infos = vec.step(np.arange(N))
+    check_obs(vec, obs, N)
+    assert rewards.shape == (N,) and rewards.dtype == np.float32
+    assert dones.shape == (N,) and dones.dtype == bool and not dones.any()
+    assert isinstance(infos, list) and infos == [{}] * N
+    np.testing.assert_array_equal(obs["location"], grid_centres(G)[:N].numpy())
+    assert np.allclose(obs["time"], 2 / T)
+
+
+def test_same_step_autoreset_and_terminal_observation():
+    vec = make_sb3_vec_env(ENV_ID, N, G, seed=1)
+    vec.reset()
+    vec.step(np.full(N, 3))
+    actions = np.array([FIX + 0, 2, FIX + 9, 7, FIX + 4])
+    obs, rewards, dones, infos = vec.step(actions)
+    assert dones.tolist() == [True, False, True, False, True]
+    for i in range(N):
+        if dones[i]:
+            info = infos[i]
+            assert set(info) >= {"terminal_observation", "label", "index", "is_success"}
+            assert info["TimeLimit.truncated"] is False and info["glimpses"] == 2
+            assert rewards[i] == float(info["label"] == actions[i] - FIX) == info["is_success"]
+            terminal = info["terminal_observation"]
+            # The answer did not move the fixation; the new episode starts at glimpse 1.
+            np.testing.assert_array_equal(terminal["location"], grid_centres(G)[3].numpy())
+            assert terminal["time"].tolist() == pytest.approx([3 / T])
+            assert obs["time"][i].tolist() == pytest.approx([1 / T])
+            assert vec.reset_infos[i] == {}
+        else:
+            assert infos[i] == {} and rewards[i] == 0.0
+            assert obs["time"][i].tolist() == pytest.approx([3 / T])
+
+
+def test_the_cap_ends_every_episode_after_n_glimpses():
+    vec = make_sb3_vec_env(ENV_ID, N, G, seed=2)
+    vec.reset()
+    for t in range(1, T + 1):
+        obs, rewards, dones, infos = vec.step(np.full(N, 5))
+        assert not rewards.any()
+        assert dones.all() == (t == T) and dones.any() == (t == T)
+    assert all(info["glimpses"] == T and info["is_success"] is False for info in infos)
+    assert all(info["terminal_observation"]["time"].tolist() == [1.0] for info in infos)
+    assert np.allclose(obs["time"], 1 / T)
+
+
+def test_matches_the_single_env_wrapper():
+    """One sub-env plays exactly like DiscreteGlimpseActions (same seed, same actions)."""
+    vec = make_sb3_vec_env(ENV_ID, 1, G, seed=11)
+    dummy = DummyVecEnv([lambda: make_discrete_env(ENV_ID, grid=G)])
+    dummy.seed(11)
+    rng = np.random.default_rng(0)
+    a, b = vec.reset(), dummy.reset()
+    for _ in range(40):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+        actions = rng.integers(FIX + 10, size=1)
+        a, ra, da, ia = vec.step(actions)
+        b, rb, db, ib = dummy.step(actions)
+        assert (ra.tolist(), da.tolist()) == (rb.tolist(), db.tolist())
+        if da[0]:
+            for key in ("label", "index", "glimpses", "is_success"):
+                assert ia[0][key] == ib[0][key]
+            for key, value in ia[0]["terminal_observation"].items():
+                np.testing.assert_array_equal(value, ib[0]["terminal_observation"][key])
+
+
+def _play(vec, steps=15):
+    rng = np.random.default_rng(0)
+    out = [vec.reset()]
+    for _ in range(steps):
+        obs, rewards, dones, infos = vec.step(rng.integers(FIX + 10, size=vec.num_envs))
+        out.append((obs, rewards, dones, [info.get("index") for info in infos]))
+    return repr(out)
+
+
+def test_seeding_is_reproducible():
+    def run(seed, pool=None):
+        vec = make_sb3_vec_env(ENV_ID, N, G, index_pool=pool)
+        assert vec.seed(seed) == [seed + i for i in range(N)]
+        return _play(vec)
+
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+    pool = torch.arange(100, 200)
+    assert run(3, pool) == run(3, pool)
+    assert run(3, pool) != run(4, pool)
+    # A seed is used by the next reset only; reset() again continues the stream.
+    vec = make_sb3_vec_env(ENV_ID, N, G, seed=3)
+    first, second = vec.reset(), vec.reset()
+    assert not np.array_equal(first["location"], second["location"])
+
+
+def test_set_options_picks_images_and_index_pool_and_holdout():
+    vec = make_sb3_vec_env(ENV_ID, 3, G, split="test", seed=0)
+    vec.set_options([{"index": 7}, {"index": 0}, {"index": 127}])
+    vec.reset()
+    _, _, dones, infos = vec.step(np.full(3, FIX))
+    assert dones.all() and [info["index"] for info in infos] == [7, 0, 127]
+    labels = load_split("mnist", "test")[1]
+    assert [info["label"] for info in infos] == labels[[7, 0, 127]].tolist()
+    vec.set_options([{"index": 1}, {}, {}])
+    with pytest.raises(ValueError, match="index"):
+        vec.reset()
+
+    pool = torch.tensor([3, 9, 12])
+    vec = make_sb3_vec_env(ENV_ID, 4, G, index_pool=pool, seed=0)
+    vec.reset()
+    seen = set()
+    for _ in range(10):
+        _, _, _, infos = vec.step(np.full(4, FIX + 1))
+        seen |= {info["index"] for info in infos}
+    assert seen == {3, 9, 12}
+
+    vec = make_sb3_vec_env(ENV_ID, 64, G, holdout=0.1, seed=0)
+    n_train = len(load_split("mnist", "train")[1])
+    cut = n_train - round(0.1 * n_train)
+    train, held = holdout_split(n_train, 0.1)
+    assert train.tolist() == list(range(cut)) and held.tolist() == list(range(cut, n_train))
+    vec.reset()
+    for _ in range(5):
+        _, _, _, infos = vec.step(np.full(64, FIX))
+        assert max(info["index"] for info in infos) < cut
+
+
+def test_attributes_methods_and_errors():
+    vec = make_sb3_vec_env(ENV_ID, N, G, seed=0)
+    assert vec.get_attr("grid") == [G] * N
+    assert vec.get_attr("n_glimpses", indices=[0, 2]) == [T, T]
+    assert vec.get_attr("action_space")[0] == gym.spaces.Discrete(FIX + 10)
+    assert vec.get_attr("render_mode") == [None] * N
+    assert vec.has_attr("config") and not vec.has_attr("no_such_attribute")
+    assert vec.env_is_wrapped(gym.Wrapper) == [False] * N
+    state = vec.env_method("get_rng_state")[0]
+    vec.env_method("set_rng_state", state)
+    with pytest.raises(ValueError, match="all of them"):
+        vec.set_attr("validate_actions", True, indices=[0])
+    vec.reset()
+    with pytest.raises(ValueError, match="discrete actions"):
+        vec.step(np.full(N, FIX + 10))
+    with pytest.raises(ValueError, match="actions"):
+        vec.step(np.zeros(N + 1, dtype=np.int64))
+    with pytest.raises(ValueError, match="DISABLED"):
+        GlimpseSB3VecEnv(gym.make_vec(ENV_ID, 2, vectorization_mode="vector_entry_point"))
+    assert grid_of(vec.action_space) == G
+    with pytest.raises(ValueError, match="Discrete"):
+        grid_of(gym.spaces.Discrete(FIX + 11))
+
+
+def test_vec_monitor_reports_episodes():
+    vec = VecMonitor(make_sb3_vec_env(ENV_ID, N, G, seed=0))
+    vec.reset()
+    _, _, dones, infos = vec.step(np.full(N, FIX + 2))
+    assert dones.all() and all(info["episode"]["l"] == 1 for info in infos)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c", "dqn", "recurrent-ppo"])
+def test_tiny_learn(algo):
+    cls, policy = algorithm_class(algo)
+    env = VecMonitor(make_sb3_vec_env(ENV_ID, 4, G))
+    kwargs = {"learning_starts": 50, "buffer_size": 1000} if algo == "dqn" else {"n_steps": 32}
+    if algo in ("ppo", "recurrent-ppo"):
+        kwargs.update(batch_size=64, n_epochs=2)
+    model = cls(policy, env, seed=0, device="cpu", **kwargs).learn(256)
+    assert model.num_timesteps >= 256
+    assert len(model.ep_info_buffer) > 0
+
+
+class AlwaysAnswer:
+    """A stand-in model that answers ``label`` at once (or fixates until the cap)."""
+
+    def __init__(self, label: int | None):
+        self.label = label
+        self.action_space = gym.spaces.Discrete(FIX + 10)
+        self.calls = 0
+
+    def predict(self, obs, state=None, episode_start=None, deterministic=False):
+        n = obs["time"].shape[0]
+        assert episode_start.shape == (n,)
+        if self.calls == 0:
+            assert episode_start.all()
+        self.calls += 1
+        action = 0 if self.label is None else FIX + self.label
+        return np.full(n, action), state
+
+
+@pytest.mark.parametrize("n_envs", [7, 32, 500])
+def test_evaluation_plays_every_test_image_once(n_envs):
+    labels = load_split("mnist", "test")[1].numpy()
+    correct = evaluate_sb3_episodes(AlwaysAnswer(3), ENV_ID, {}, "test", None, n_envs, "cpu")
+    assert correct.shape == labels.shape
+    np.testing.assert_array_equal(correct, labels == 3)
+    indices = [5, 9, 9, 100]
+    correct = evaluate_sb3_episodes(AlwaysAnswer(3), ENV_ID, {}, "test", indices, n_envs, "cpu")
+    np.testing.assert_array_equal(correct, labels[indices] == 3)
+    assert evaluate_sb3(AlwaysAnswer(None), ENV_ID, {}, "test", None, n_envs) == 0.0
+
+
+def test_evaluation_of_a_recurrent_model_is_deterministic():
+    cls, policy = algorithm_class("recurrent-ppo")
+    model = cls(policy, make_sb3_vec_env(ENV_ID, 2, G), n_steps=16, batch_size=32, seed=0)
+    scores = [evaluate_sb3(model, ENV_ID, {}, "test", range(40), 16, "cpu") for _ in range(2)]
+    assert scores[0] == scores[1]
+
+
+def test_cli_train_resume_then_test(tmp_path, capsys):
+    common = ["--n-envs", "4", "--threads", "1", "--device", "cpu", "--eval-envs", "64"]
+    train_args = [
+        *common,
+        "--timesteps", "256",
+        "--n-steps", "32",
+        "--eval-freq", "128",
+        "--save-dir", str(tmp_path / "ckpt"),
+        "--log-dir", str(tmp_path / "tb"),
+        "--env-kwargs", '{"n_glimpses": 4}',
+    ]  # fmt: skip
+    assert train_sb3.main(train_args) == 0
+    run_dir = tmp_path / "ckpt" / f"{ENV_ID}-recurrent-ppo-s0"
+    assert {p.name for p in run_dir.iterdir()} == {"run.json", "last.zip", "best.zip"}
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["algo"] == "recurrent-ppo" and meta["env_kwargs"] == {"n_glimpses": 4}
+    n_train = len(load_split("mnist", "train")[1])
+    assert meta["val_indices"] == [n_train - round(0.1 * n_train), n_train]
+    assert meta["timesteps"] >= 256
+    assert any((tmp_path / "tb").iterdir())
+    out = capsys.readouterr().out
+    assert "validation accuracy" in out
+
+    resume = [*common, "--resume", str(run_dir / "last.zip"), "--timesteps", "384"]
+    assert train_sb3.main([*resume, "--n-steps", "32", "--log-dir", ""]) == 0
+    assert json.loads((run_dir / "run.json").read_text())["timesteps"] >= 384
+
+    assert train_sb3.main([*common, "--test", str(run_dir / "best.zip")]) == 0
+    out = capsys.readouterr().out
+    assert "test error" in out and f"/{len(load_split('mnist', 'test')[1])} right" in out
+
+
+def test_cli_rejects_bad_arguments():
+    with pytest.raises(SystemExit):
+        train_sb3.parse_args(["--algo", "sac"])
+    with pytest.raises(SystemExit):
+        train_sb3.parse_args(["--env-kwargs", '{"split": "test"}'])
+    with pytest.raises(SystemExit):
+        train_sb3.parse_args(["--test", "a.zip", "--resume", "b.zip"])

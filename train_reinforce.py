@@ -29,23 +29,16 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 import ram_env
-from agents.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from agents.checkpoint import CheckpointError, load_agent, load_checkpoint, save_checkpoint
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import compile_step, evaluate, train_epoch
 from ram_env.core import resolve_device
+from ram_env.datasets import holdout_split
 from ram_env.render import episode_figures, save_figures
 from ram_env.vector import GlimpseVectorEnv
 
 #: Settings that may change when a run is resumed; any other difference is an error.
-RESUMABLE_CHANGES = {
-    "epochs",
-    "train_patience",
-    "device",
-    "threads",
-    "plot_every",
-    "resume",
-    "compile",
-}
+RESUMABLE_CHANGES = {"epochs", "train_patience", "threads", "plot_every", "resume", "compile"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -132,23 +125,25 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
     return config
 
 
-def make_env(config: dict, split: str, num_envs: int, device: torch.device) -> GlimpseVectorEnv:
-    """A vector env of the run's task. Held-out images (validation, test) are fixed canvases."""
+def make_env(
+    config: dict, split: str, num_envs: int, device: torch.device, fixed_canvases: bool = False
+) -> GlimpseVectorEnv:
+    """A vector env of the run's task (the test split is always fixed canvases)."""
     return gym.make_vec(
         config["env"],
         num_envs=num_envs,
         vectorization_mode="vector_entry_point",
         device=device,
         validate_actions=False,
-        **{**config["env_kwargs"], "split": split, "fixed_canvases": split == "test"},
+        **{**config["env_kwargs"], "split": split, "fixed_canvases": fixed_canvases or None},
     )
 
 
 def split_train_validation(num_images: int, config: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """Seeded disjoint ``(train, validation)`` image indices of the training split."""
-    order = torch.randperm(num_images, generator=torch.Generator().manual_seed(config["seed"]))
-    num_valid = round(config["valid_size"] * num_images)
-    train, valid = order[num_valid:], order[:num_valid]
+    """``(train, validation)`` image indices: the last ``valid_size`` of the training split are
+    held out (``ram_env.datasets.holdout_split``, the same for every agent), and
+    ``train_subset`` keeps only the first training images."""
+    train, valid = holdout_split(num_images, config["valid_size"])
     if config["train_subset"] is not None:
         train = train[: config["train_subset"]]
     return train, valid
@@ -175,8 +170,7 @@ def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:
 
 
 def build_model(config: dict, device: torch.device) -> RAM:
-    model_config = {**config["model"], "glimpse_shape": tuple(config["model"]["glimpse_shape"])}
-    return RAM(RAMConfig(**model_config)).to(device)
+    return RAM(RAMConfig.from_dict(config["model"])).to(device)
 
 
 def maybe_compile(model: RAM, setting: str, device: torch.device, batch: int) -> None:
@@ -195,10 +189,8 @@ def test(args: argparse.Namespace, config: dict, device: torch.device) -> dict[s
     """Test error (%) of a checkpoint over the whole test split, each image exactly once:
     sampled policy with M=1 and M=--M (probabilities averaged), and the mean policy."""
     path = pathlib.Path(args.checkpoint or pathlib.Path(config["ckpt_dir"]) / "best.pt")
-    payload = load_checkpoint(path, map_location=device)
+    model, payload = load_agent(path, device)
     saved = payload["config"]
-    model = build_model(saved, device)
-    model.load_state_dict(payload["model"])
     env = make_env(saved, "test", args.eval_batch_size * args.M, device)
     env.reset(seed=args.seed)
     generator = torch.Generator(device).manual_seed(args.seed)
@@ -230,7 +222,7 @@ def train(config: dict, device: torch.device) -> None:
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config["seed"])
     train_env = make_env(config, "train", config["batch_size"], device)
-    valid_env = make_env(config, "train", config["eval_batch_size"], device)
+    valid_env = make_env(config, "train", config["eval_batch_size"], device, fixed_canvases=True)
     train_env.reset(seed=config["seed"])
     valid_env.reset(seed=config["seed"] + 1)
     train_images, valid_images = split_train_validation(train_env.unwrapped.core.num_images, config)
@@ -250,14 +242,14 @@ def train(config: dict, device: torch.device) -> None:
     shuffle = torch.Generator().manual_seed(config["seed"])
     epoch, best, best_epoch, history = 0, -1.0, 0, []
     if config["resume"]:
-        payload = load_checkpoint(last_path, map_location=device)
+        payload = load_checkpoint(last_path)  # on the CPU: generator states must be there
         check_resumable(payload["config"], config, last_path)
         model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
+        optimizer.load_state_dict(payload["optimizer"])  # moves the moments to the device
         scheduler.load_state_dict(payload["scheduler"])
         rng = payload["rng"]
         torch.set_rng_state(rng["torch"])
-        noise.set_state(rng["noise"].to(noise.device) if device.type == "cpu" else rng["noise"])
+        noise.set_state(rng["noise"])
         shuffle.set_state(rng["shuffle"])
         train_env.unwrapped.set_rng_state(rng["train_env"])
         valid_env.unwrapped.set_rng_state(rng["valid_env"])
@@ -363,9 +355,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(
-        ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device
-    )
+    device = resolve_device(args.device)
     config = run_config(args)
     try:
         if args.test:

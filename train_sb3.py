@@ -133,7 +133,8 @@ def train(args: argparse.Namespace) -> float:
     """Train (or resume); return the final validation accuracy."""
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from agents.sb3 import ValidationCallback, algorithm_class, holdout_split, make_sb3_vec_env
+    from agents.sb3 import ValidationCallback, algorithm_class, make_sb3_vec_env
+    from ram_env.datasets import holdout_split
 
     settings = _run_settings(args, args.resume)
     algo, env_id, grid = settings["algo"], settings["env"], int(settings["grid"])

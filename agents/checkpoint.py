@@ -70,20 +70,18 @@ def load_checkpoint(
 def load_agent(
     path: str | os.PathLike[str], device: str | torch.device = "cpu"
 ) -> tuple[RAM, dict[str, Any]]:
-    """A trained RAM agent, in eval mode on ``device``, and its training config.
+    """A trained RAM agent, in eval mode on ``device``, and its whole checkpoint.
 
-    The config holds at least ``env`` (a Glimpse id), ``env_kwargs`` (the retina and episode
-    settings it was trained with) and ``std`` (its location policy's standard deviation).
+    ``payload["config"]`` holds at least ``env`` (a Glimpse id), ``env_kwargs`` (the retina
+    and episode settings it was trained with), ``std`` (its policy's standard deviation) and
+    ``model`` (``RAMConfig.to_dict()``); ``payload["epoch"]`` the epochs it was trained.
     """
-    payload = load_checkpoint(path, map_location=device)
-    config = payload["config"]
-    model_config = dict(config["model"])
-    model_config["glimpse_shape"] = tuple(model_config["glimpse_shape"])
-    model = RAM(RAMConfig(**model_config)).to(device)
+    payload = load_checkpoint(path)
+    model = RAM(RAMConfig.from_dict(payload["config"]["model"]))
     try:
         model.load_state_dict(payload["model"])
     except RuntimeError as error:
         raise CheckpointError(
             f"{path}: weights do not fit the saved model config: {error}"
         ) from error
-    return model.eval(), config
+    return model.to(device).eval(), payload

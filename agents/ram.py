@@ -57,7 +57,12 @@ class RAMConfig:
             raise ValueError(f"core must be 'rnn' or 'lstm', got {self.core!r}")
 
     def to_dict(self) -> dict:
+        """Plain values (as stored in checkpoints); ``from_dict`` inverts it."""
         return {**asdict(self), "glimpse_shape": list(self.glimpse_shape)}
+
+    @classmethod
+    def from_dict(cls, values: dict) -> RAMConfig:
+        return cls(**{**values, "glimpse_shape": tuple(values["glimpse_shape"])})
 
 
 class RAM(nn.Module):

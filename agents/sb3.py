@@ -30,6 +30,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from ram_env.core import NUM_CLASSES
+from ram_env.datasets import holdout_split
 from ram_env.vector import GlimpseVectorEnv
 from ram_env.wrappers import (
     decode_discrete_actions,
@@ -46,7 +47,6 @@ __all__ = [
     "evaluate_sb3",
     "evaluate_sb3_episodes",
     "grid_of",
-    "holdout_split",
     "make_sb3_vec_env",
 ]
 
@@ -315,19 +315,6 @@ def make_sb3_vec_env(
     if seed is not None:
         vec.seed(seed)
     return vec
-
-
-def holdout_split(num_images: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(train, held_out)`` image indices: the last ``round(fraction * num_images)`` held out."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"the held-out fraction must be in [0, 1), got {fraction}")
-    n_held = round(fraction * num_images)
-    if fraction > 0 and n_held == 0:
-        n_held = 1
-    if n_held >= num_images:
-        raise ValueError(f"holding out {n_held} of {num_images} images leaves none to train on")
-    cut = num_images - n_held
-    return torch.arange(cut), torch.arange(cut, num_images)
 
 
 def evaluate_sb3_episodes(

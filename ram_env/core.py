@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from ram_env.canvas import CanvasSpec, fixed_key, make_canvases
+from ram_env.canvas import CanvasSpec, fixed_key, fixed_start, make_canvases
 from ram_env.datasets import DATASET_NAMES, SPLITS, load_split
 from ram_env.sensor import glimpse
 
@@ -125,7 +125,12 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
-    """``torch.device`` from a string or device; a clear error when CUDA is asked but absent."""
+    """``torch.device`` from a string or device (``"auto"``: CUDA if present, else CPU).
+
+    A clear error when CUDA is asked for but absent.
+    """
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(device)
     if device.type == "cuda":
         if not torch.cuda.is_available():
@@ -201,11 +206,20 @@ class GlimpseCore:
             self.canvases, self.fixations, config.patch_size, config.n_scales, config.scale_factor
         )
 
-    def reset(self, mask: torch.Tensor | None = None, indices: torch.Tensor | None = None) -> None:
+    def reset(
+        self,
+        mask: torch.Tensor | None = None,
+        indices: torch.Tensor | None = None,
+        check: bool = True,
+    ) -> None:
         """Start new episodes in the rows selected by ``mask`` (bool ``[N]``; ``None``: all).
 
         ``indices`` (int64, one per selected row, in ``[0, num_images)``) chooses the images;
-        ``None`` draws them uniformly at random. Indices are validated (a host sync).
+        ``None`` draws them uniformly at random. ``check`` validates the indices (a host sync).
+
+        On a fixed split (``config.uses_fixed_canvases``) a random start fixation is drawn from
+        the canvas key too, so the whole episode start is a function of the image index: every
+        agent is scored on the same episodes whatever its batch size, order or seed.
         """
         rows = None if mask is None else mask.nonzero().squeeze(1)
         count = self.num_episodes if rows is None else rows.numel()
@@ -214,7 +228,10 @@ class GlimpseCore:
                 self.num_images, (count,), generator=self.generator, device=self.device
             )
         else:
-            indices = self._checked_indices(indices, count)
+            indices = torch.as_tensor(indices, device=self.device)
+            if check:
+                self._check_indices(indices, count)
+            indices = indices.long()
         keys = None
         if self.config.uses_fixed_canvases:
             keys = fixed_key(indices)
@@ -223,6 +240,8 @@ class GlimpseCore:
         canvases = make_canvases(self.images, indices, keys, self.config.canvas_spec)
         if self.config.start == "center":
             fixations = torch.zeros(count, 2, device=self.device)
+        elif self.config.uses_fixed_canvases:
+            fixations = fixed_start(keys)
         else:
             fixations = torch.rand(count, 2, generator=self.generator, device=self.device) * 2 - 1
         if rows is None:
@@ -240,8 +259,7 @@ class GlimpseCore:
             self.uniform_steps = None
         self._sense()
 
-    def _checked_indices(self, indices: torch.Tensor, count: int) -> torch.Tensor:
-        indices = torch.as_tensor(indices, device=self.device)
+    def _check_indices(self, indices: torch.Tensor, count: int) -> None:
         if indices.shape != (count,):
             raise ValueError(f"indices must have shape ({count},), got {tuple(indices.shape)}")
         if indices.dtype.is_floating_point or indices.dtype == torch.bool:
@@ -252,7 +270,6 @@ class GlimpseCore:
                 f"image indices out of range [0, {self.num_images}) at positions "
                 f"{bad.tolist()[:10]}: {indices[bad].tolist()[:10]}"
             )
-        return indices.long()
 
     def step(
         self, locations: torch.Tensor, labels: torch.Tensor, answer: torch.Tensor | None = None

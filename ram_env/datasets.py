@@ -66,6 +66,7 @@ __all__ = [
     "RestrictedUnpickler",
     "data_root",
     "fetch",
+    "holdout_split",
     "load_split",
     "main",
     "read_idx",
@@ -647,3 +648,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def holdout_split(num_images: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train, held_out)`` image indices of a split: the last ``round(fraction * num_images)``
+    images are held out (for MNIST's training split and 0.1: images 54000-59999), the same for
+    every agent and seed, so validation scores compare."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the held-out fraction must be in [0, 1), got {fraction}")
+    n_held = round(fraction * num_images)
+    if fraction > 0 and n_held == 0:
+        n_held = 1
+    if n_held >= num_images:
+        raise ValueError(f"holding out {n_held} of {num_images} images leaves none to train on")
+    cut = num_images - n_held
+    return torch.arange(cut), torch.arange(cut, num_images)

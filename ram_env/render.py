@@ -751,7 +751,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from agents.checkpoint import CheckpointError, load_agent  # agents build on ram_env
 
         try:
-            model, config = load_agent(args.checkpoint, args.device)
+            model, payload = load_agent(args.checkpoint, args.device)
+            config = payload["config"]
         except CheckpointError as error:
             parser.error(str(error))
         env_kwargs = dict(config.get("env_kwargs") or {})

@@ -23,8 +23,9 @@ class GlimpseVectorEnv(VectorEnv):
     ``{"location": float [N, 2], "label": int [N]}`` (torch tensors, or anything
     ``torch.as_tensor`` takes), plus an optional ``"answer"`` (bool ``[N]``: those sub-envs
     answer now, as in ``GlimpseEnv``). The episode of each sub-env is that of ``GlimpseEnv``.
-    When an episode ends, ``infos["label"]`` holds the true classes and ``infos["_label"]``
-    marks the sub-envs that just ended (Gymnasium's vector info convention).
+    When an episode ends, ``infos["label"]`` holds the true classes of the sub-envs that just
+    ended (-1 elsewhere: a running episode's class is never shown) and ``infos["_label"]``
+    marks them (Gymnasium's vector info convention).
 
     Autoreset (``autoreset_mode``):
 
@@ -41,8 +42,8 @@ class GlimpseVectorEnv(VectorEnv):
     random), so an evaluation can sweep a split exactly once.
 
     ``validate_actions=True`` checks every action (shape, dtype, NaN, label range, finished
-    sub-envs) and names the offending sub-envs; the checks cost a sync per step, so a trusted
-    agent on a GPU may turn them off.
+    sub-envs) and every ``indices`` option, and names the offending sub-envs; the checks cost a
+    sync per step, so a trusted agent on a GPU may turn them off.
     """
 
     metadata = {
@@ -107,7 +108,7 @@ class GlimpseVectorEnv(VectorEnv):
                     f"options['reset_mask'] must be a bool tensor of shape ({self.num_envs},), "
                     f"got dtype {mask.dtype} shape {tuple(mask.shape)}"
                 )
-        self.core.reset(mask=mask, indices=indices)
+        self.core.reset(mask=mask, indices=indices, check=self.validate_actions)
         return self._observation(), {}
 
     def step(
@@ -134,7 +135,8 @@ class GlimpseVectorEnv(VectorEnv):
             terminated = terminated & ~finished
         infos: dict[str, Any] = {}
         if core.uniform_steps is None or core.uniform_steps == n_glimpses:
-            infos = {"label": core.targets.clone(), "_label": terminated}
+            ended = terminated.clone()
+            infos = {"label": torch.where(ended, core.targets, -1), "_label": ended}
         truncated = torch.zeros_like(terminated)
         return self._observation(), reward, terminated, truncated, infos
 

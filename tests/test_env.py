@@ -61,10 +61,10 @@ def test_task_defaults_match_the_paper(env_id):
 
 def test_episode_length_reward_and_label_only_at_the_end():
     env = gym.make("GlimpseMNIST-v0").unwrapped
-    _, test_labels = load_split("mnist", "train")
+    _, train_labels = load_split("mnist", "train")
     _, info = env.reset(seed=0, options={"index": 7})
     assert info == {}
-    true_label = int(test_labels[7])
+    true_label = int(train_labels[7])
     for step in range(1, 7):
         label = true_label if step == 6 else (true_label + 1) % 10
         _obs, reward, terminated, truncated, info = env.step(

@@ -18,10 +18,9 @@ from agents.sb3 import (
     evaluate_sb3,
     evaluate_sb3_episodes,
     grid_of,
-    holdout_split,
     make_sb3_vec_env,
 )
-from ram_env.datasets import load_split
+from ram_env.datasets import holdout_split, load_split
 from ram_env.wrappers import grid_centres, make_discrete_env
 
 ENV_ID = "GlimpseMNIST-v0"

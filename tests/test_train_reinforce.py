@@ -36,8 +36,9 @@ def test_train_then_test_the_best_checkpoint(tmp_path, capsys):
     assert "test error (%) over 128 images" in out and "M=2" in out and "mean policy" in out
     errors = json.loads((tmp_path / "test.json").read_text())["test_error"]
     assert set(errors) == {"M=1", "M=2", "mean policy"}
-    model, config = load_agent(tmp_path / "best.pt")
-    assert config["env"] == "GlimpseMNIST-v0" and config["model"]["core_size"] == 64
+    model, payload = load_agent(tmp_path / "best.pt")
+    assert payload["config"]["env"] == "GlimpseMNIST-v0"
+    assert payload["config"]["model"]["core_size"] == 64 and payload["epoch"] >= 1
     assert not model.training
 
 

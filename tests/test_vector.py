@@ -78,6 +78,8 @@ def test_next_step_autoreset_after_a_partial_reset():
     _, _, terminated, _, infos = envs.step(actions(3, 1))
     assert terminated.tolist() == [False, True, True]
     assert infos["_label"].tolist() == [False, True, True]
+    assert infos["label"][0] == -1  # a running episode's class is never shown
+    assert infos["label"][1:].tolist() == envs.core.targets[1:].tolist()
     _, reward, terminated, _, _ = envs.step(actions(3, 2, label=1))
     assert terminated.tolist() == [True, False, False]
     assert envs.core.steps.tolist() == [2, 0, 0]

@@ -4,9 +4,16 @@ The agent plays ``DiscreteGlimpseActions``'s episodes (``Discrete(G*G + 10)``: f
 cell or answer a class; see ``ram_env.wrappers``) through the batched SB3 adapter
 ``agents.sb3.GlimpseSB3VecEnv``. The last ``--val-fraction`` of the training images are held
 out: training never draws them, and every ``--eval-freq`` timesteps the model is scored on them
-(fixed canvases, each image once) and checkpointed (``last.zip``, ``best.zip``, plus
-``run.json`` with the settings) in ``<save-dir>/<run-name>/``. TensorBoard logs go to
-``--log-dir``.
+(fixed canvases, each image once) and checkpointed in ``<save-dir>/<run-name>/``: ``last.zip``,
+``best.zip`` (on a new best) and ``run.json`` (the run's settings, ``best_val_accuracy``,
+``timesteps``), each written atomically, ``run.json`` after every checkpoint. TensorBoard logs
+go to ``--log-dir``.
+
+``--resume`` continues in the checkpoint's folder with the run's settings from its
+``run.json`` (algorithm, task, ``--env-kwargs``, grid, ``--val-fraction``, ``--val-size``) and
+its best validation accuracy, so an interrupted run neither changes its validation images nor
+overwrites ``best.zip`` with a worse model; a flag that contradicts ``run.json`` (or the
+model's ``--n-steps``, ``--batch-size``, ``--learning-rate``) is an error.
 
     python train_sb3.py                                      # RecurrentPPO on GlimpseMNIST-v0
     python train_sb3.py --algo ppo --env GlimpseTranslatedMNIST-v0 --timesteps 2000000
@@ -30,8 +37,25 @@ from typing import Any
 
 import torch
 
-DEFAULTS = {"algo": "recurrent-ppo", "env": "GlimpseMNIST-v0", "grid": 4}
+#: Settings that define a run (its task, model and validation images), saved in ``run.json``.
+#: A resume takes them from there; an explicit flag with another value is a ``SettingsError``.
+RUN_KEYS = ("algo", "env", "env_kwargs", "grid", "val_fraction", "val_size")
+DEFAULTS: dict[str, Any] = {
+    "algo": "recurrent-ppo",
+    "env": "GlimpseMNIST-v0",
+    "env_kwargs": {},
+    "grid": 4,
+    "val_fraction": 0.1,
+    "val_size": None,
+    "seed": 0,
+    "n_envs": 16,
+}
+DEFAULT_SAVE_DIR = "ckpt/sb3"
 DEFAULT_N_STEPS = {"recurrent-ppo": 128, "ppo": 128, "a2c": 5}
+
+
+class SettingsError(ValueError):
+    """Command-line settings that contradict the run being resumed (or a missing ``run.json``)."""
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -51,7 +75,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--grid", type=int, help="side G of the fixation grid (default 4)")
     parser.add_argument("--timesteps", type=int, default=1_000_000, help="total env steps")
-    parser.add_argument("--n-envs", type=int, default=16, help="parallel episodes")
+    parser.add_argument(
+        "--n-envs", type=int, help="parallel episodes (default 16; with --resume: the run's)"
+    )
     parser.add_argument(
         "--n-steps", type=int, help="rollout length per env (default 128; a2c: 5; not dqn)"
     )
@@ -61,43 +87,63 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--learning-rate", type=float, help="default: the algorithm's")
     parser.add_argument("--device", default="auto", help="model device: auto, cpu, cuda, ...")
     parser.add_argument("--env-device", help="env device (default: the model's)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--seed", type=int, help="default 0; with --resume: reseed the resumed run with it"
+    )
     parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     parser.add_argument(
         "--log-dir", default="runs/sb3", help="TensorBoard root ('' to disable; default runs/sb3)"
     )
-    parser.add_argument("--save-dir", default="ckpt/sb3", help="checkpoint root")
+    parser.add_argument("--save-dir", help=f"checkpoint root (default {DEFAULT_SAVE_DIR})")
     parser.add_argument("--run-name", help="default: <env>-<algo>-s<seed>")
     parser.add_argument(
         "--eval-freq", type=int, default=50_000, help="validate every N timesteps (0: at the end)"
     )
     parser.add_argument(
-        "--val-fraction", type=float, default=0.1, help="held-out tail of the training images"
+        "--val-fraction", type=float, help="held-out tail of the training images (default 0.1)"
     )
     parser.add_argument("--val-size", type=int, help="validate on the first N held-out images")
     parser.add_argument("--eval-envs", type=int, default=256, help="parallel evaluation episodes")
     parser.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (0, 1, 2)")
     mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--resume", metavar="PATH", help="continue training a saved model")
+    mode.add_argument(
+        "--resume",
+        metavar="PATH",
+        help="continue training a saved model, with the run's settings from run.json beside it",
+    )
     mode.add_argument("--test", metavar="PATH", help="score a saved model on the test split")
     args = parser.parse_args(argv)
-    for name in ("timesteps", "n_envs", "eval_envs"):
-        if getattr(args, name) < 1:
+    for name in ("timesteps", "n_envs", "eval_envs", "val_size"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.env_kwargs is not None and not isinstance(args.env_kwargs, dict):
         parser.error("--env-kwargs must be a JSON object")
     if args.env_kwargs and "split" in args.env_kwargs:
         parser.error("--env-kwargs may not set 'split' (training uses train, --test uses test)")
+    if args.resume and (args.save_dir is not None or args.run_name is not None):
+        parser.error("--resume continues in the checkpoint's folder: drop --save-dir/--run-name")
     return args
 
 
+def _read_run_json(checkpoint: str) -> dict[str, Any] | None:
+    path = pathlib.Path(checkpoint).parent / "run.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def write_run_json(run_dir: pathlib.Path, meta: dict[str, Any]) -> None:
+    """Write ``<run_dir>/run.json`` atomically (a crash leaves the old or the new file)."""
+    from agents.sb3 import atomic_write
+
+    text = json.dumps(meta, indent=2).encode()
+    atomic_write(run_dir / "run.json", lambda file: file.write(text))
+
+
 def _run_settings(args: argparse.Namespace, checkpoint: str | None) -> dict[str, Any]:
-    """Settings from ``run.json`` beside ``checkpoint`` (if any), overridden by the CLI."""
-    settings: dict[str, Any] = {**DEFAULTS, "env_kwargs": {}}
+    """``--test``: the settings in ``run.json`` beside ``checkpoint`` (if any), then the CLI's."""
+    settings: dict[str, Any] = dict(DEFAULTS)
     if checkpoint is not None:
-        meta = pathlib.Path(checkpoint).parent / "run.json"
-        if meta.exists():
-            settings.update(json.loads(meta.read_text()))
+        settings.update(_read_run_json(checkpoint) or {})
     for key in ("algo", "env", "grid"):
         if getattr(args, key) is not None:
             settings[key] = getattr(args, key)
@@ -106,14 +152,77 @@ def _run_settings(args: argparse.Namespace, checkpoint: str | None) -> dict[str,
     return settings
 
 
-def _devices(args: argparse.Namespace) -> tuple[str, str]:
-    from stable_baselines3.common.utils import get_device
+def train_settings(args: argparse.Namespace) -> dict[str, Any]:
+    """The run's settings (``RUN_KEYS``, ``seed``, ``n_envs``).
 
-    model_device = str(get_device(args.device))
-    return model_device, args.env_device or model_device
+    A new run's come from the CLI and ``DEFAULTS``; a resumed run's from ``run.json`` beside the
+    checkpoint, with anything else it recorded (``best_val_accuracy``, ...); ``--n-envs`` may
+    change on resume.
+
+    On resume an explicit flag must agree with ``run.json`` (``--env-kwargs`` may repeat saved
+    entries, not change or add any), else ``SettingsError``; settings a ``run.json`` lacks
+    (written by an older version) come from the CLI or the defaults.
+    """
+    explicit = {key: getattr(args, key) for key in RUN_KEYS if getattr(args, key) is not None}
+    if not args.resume:
+        settings = {**DEFAULTS, **explicit}
+        for key in ("seed", "n_envs"):
+            if getattr(args, key) is not None:
+                settings[key] = getattr(args, key)
+        return settings
+    stored = _read_run_json(args.resume)
+    if stored is None:
+        raise SettingsError(
+            f"--resume {args.resume}: no run.json beside it, so the run's settings (task, "
+            "grid, validation split, best accuracy) are unknown"
+        )
+    settings = {**DEFAULTS, **stored}
+    conflicts = []
+    for key, value in explicit.items():
+        flag = f"--{key.replace('_', '-')}"
+        if key not in stored:
+            settings[key] = value
+        elif key == "env_kwargs":
+            changed = {k: v for k, v in value.items() if stored[key].get(k, object()) != v}
+            if changed:
+                saved = {k: stored[key].get(k, "<unset>") for k in changed}
+                conflicts.append(f"{flag} {json.dumps(changed)} (run.json: {saved})")
+        elif value != stored[key]:
+            conflicts.append(f"{flag} {value!r} (run.json: {stored[key]!r})")
+    if conflicts:
+        raise SettingsError(
+            f"--resume {args.resume}: the command line contradicts the run's settings: "
+            f"{'; '.join(conflicts)}. A resume keeps the settings in run.json: drop these "
+            "flags, or start a new run"
+        )
+    if args.n_envs is not None:  # not part of the run's definition: may change on resume
+        settings["n_envs"] = args.n_envs
+    return settings
 
 
-def _algo_kwargs(algo: str, args: argparse.Namespace) -> dict[str, Any]:
+def resolve_devices(args: argparse.Namespace) -> tuple[str, str]:
+    """``(model device, env device)`` from ``--device`` and ``--env-device`` (``parse_args``).
+
+    ``"auto"`` is CUDA when present, else CPU (``ram_env.core.resolve_device``; asking for an
+    absent CUDA device is an error, not a silent CPU run); the env device defaults to the
+    model's.
+    """
+    from ram_env.core import resolve_device
+
+    model_device = str(resolve_device(args.device))
+    env_device = str(resolve_device(args.env_device)) if args.env_device else model_device
+    return model_device, env_device
+
+
+def algorithm_kwargs(algo: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor keyword arguments of algorithm ``algo`` for the run ``args`` (``parse_args``).
+
+    ``learning_rate`` if given; DQN: a replay buffer of ``min(100k, max(timesteps, 1k))`` and
+    ``learning_starts = min(1000, timesteps // 10)``; on-policy: ``n_steps`` (``--n-steps``, or
+    ``DEFAULT_N_STEPS``) and for PPO/RecurrentPPO ``batch_size`` (``--batch-size``, or a quarter
+    of the rollout ``n_steps * n_envs``, at least ``min(64, rollout)``; ``n_envs`` defaults
+    to 16).
+    """
     kwargs: dict[str, Any] = {}
     if args.learning_rate is not None:
         kwargs["learning_rate"] = args.learning_rate
@@ -124,65 +233,126 @@ def _algo_kwargs(algo: str, args: argparse.Namespace) -> dict[str, Any]:
     n_steps = args.n_steps or DEFAULT_N_STEPS[algo]
     kwargs["n_steps"] = n_steps
     if algo in ("ppo", "recurrent-ppo"):
-        rollout = n_steps * args.n_envs
+        rollout = n_steps * (args.n_envs or DEFAULTS["n_envs"])
         kwargs["batch_size"] = args.batch_size or max(min(64, rollout), rollout // 4)
     return kwargs
 
 
+def _check_resumed_hyperparameters(model: Any, algo: str, args: argparse.Namespace) -> None:
+    """An explicit ``--n-steps``/``--batch-size``/``--learning-rate`` must match the model's."""
+    applied = algorithm_kwargs(algo, args)
+    conflicts = [
+        f"--{key.replace('_', '-')} {value} (the model has {getattr(model, key)})"
+        for key in ("n_steps", "batch_size", "learning_rate")
+        if (value := getattr(args, key)) is not None
+        and key in applied
+        and getattr(model, key, value) != value
+    ]
+    if conflicts:
+        raise SettingsError(
+            f"--resume {args.resume}: {'; '.join(conflicts)}; a resumed model keeps its "
+            "hyperparameters: drop these flags"
+        )
+
+
+def _best_of_old_run(
+    run_dir: pathlib.Path, cls: Any, model_device: str, evaluate: Any
+) -> float | None:
+    """The validation accuracy of ``best.zip`` when ``run.json`` did not record it."""
+    best_path = run_dir / "best.zip"
+    if not best_path.exists():
+        return None
+    print(f"run.json has no best validation accuracy: scoring {best_path}", flush=True)
+    return evaluate(cls.load(best_path, device=model_device))
+
+
 def train(args: argparse.Namespace) -> float:
-    """Train (or resume); return the final validation accuracy."""
+    """Train (or resume); return the final validation accuracy.
+
+    ``run.json`` (the settings, ``best_val_accuracy``, ``timesteps``, ...) is rewritten
+    atomically after every checkpoint, so an interrupted run resumes with its best.
+    """
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from agents.sb3 import ValidationCallback, algorithm_class, make_sb3_vec_env
+    from agents.sb3 import ValidationCallback, algorithm_class, evaluate_sb3, make_sb3_vec_env
     from ram_env.datasets import holdout_split
 
-    settings = _run_settings(args, args.resume)
-    algo, env_id, grid = settings["algo"], settings["env"], int(settings["grid"])
+    settings = train_settings(args)
+    algo, env_id, grid = settings["algo"], settings["env"], settings["grid"]
+    n_envs = settings["n_envs"]
     env_kwargs = dict(settings["env_kwargs"])
-    model_device, env_device = _devices(args)
-    run_name = args.run_name or f"{env_id}-{algo}-s{args.seed}"
-    run_dir = pathlib.Path(args.resume).parent if args.resume else pathlib.Path(args.save_dir)
-    if not args.resume:
-        run_dir = run_dir / run_name
+    val_fraction, val_size = settings["val_fraction"], settings["val_size"]
+    model_device, env_device = resolve_devices(args)
+    if args.resume:
+        run_dir = pathlib.Path(args.resume).parent
+        run_name = run_dir.name
+    else:
+        run_name = args.run_name or f"{env_id}-{algo}-s{settings['seed']}"
+        run_dir = pathlib.Path(args.save_dir or DEFAULT_SAVE_DIR) / run_name
     run_dir.mkdir(parents=True, exist_ok=True)
     log_dir = args.log_dir or None
 
-    vec = make_sb3_vec_env(
-        env_id, args.n_envs, grid, env_device, holdout=args.val_fraction, **env_kwargs
-    )
+    vec = make_sb3_vec_env(env_id, n_envs, grid, env_device, holdout=val_fraction, **env_kwargs)
     num_images = vec.venv.core.num_images
-    _, val_indices = holdout_split(num_images, args.val_fraction)
-    if args.val_size is not None:
-        val_indices = val_indices[: args.val_size]
+    _, val_indices = holdout_split(num_images, val_fraction)
+    if val_size is not None:
+        val_indices = val_indices[:val_size]
     env = VecMonitor(vec)
+
+    def validate(model: Any) -> float:
+        return evaluate_sb3(
+            model, env_id, env_kwargs, "train", val_indices, args.eval_envs, env_device
+        )
 
     cls, policy = algorithm_class(algo)
     best = -1.0
     if args.resume:
         model = cls.load(args.resume, env=env, device=model_device, tensorboard_log=log_dir)
-        best = float(settings.get("best_val_accuracy", -1.0))
-        print(f"resumed {args.resume} at {model.num_timesteps} timesteps", flush=True)
+        _check_resumed_hyperparameters(model, algo, args)
+        if args.seed is not None:
+            model.set_random_seed(args.seed)
+        recorded = settings.get("best_val_accuracy")
+        if recorded is None:
+            recorded = _best_of_old_run(run_dir, cls, model_device, validate)
+        best = -1.0 if recorded is None else float(recorded)
+        print(
+            f"resumed {args.resume} at {model.num_timesteps} timesteps (best validation "
+            f"accuracy so far {best:.4f})",
+            flush=True,
+        )
     else:
         model = cls(
             policy,
             env,
-            seed=args.seed,
+            seed=settings["seed"],
             device=model_device,
             tensorboard_log=log_dir,
             verbose=args.verbose,
-            **_algo_kwargs(algo, args),
+            **algorithm_kwargs(algo, args),
         )
     meta = {
+        **settings,
         "algo": algo,
         "env": env_id,
         "grid": grid,
         "env_kwargs": env_kwargs,
-        "val_fraction": args.val_fraction,
+        "val_fraction": val_fraction,
+        "val_size": val_size,
         "val_indices": [int(val_indices[0]), int(val_indices[-1]) + 1] if len(val_indices) else [],
-        "seed": args.seed,
-        "n_envs": args.n_envs,
+        "n_envs": n_envs,
+        "best_val_accuracy": best if best >= 0 else None,
+        "timesteps": model.num_timesteps,
     }
-    (run_dir / "run.json").write_text(json.dumps(meta, indent=2))
+    write_run_json(run_dir, meta)
+
+    def record_checkpoint(callback: ValidationCallback) -> None:
+        meta["best_val_accuracy"] = callback.best_accuracy if callback.best_accuracy >= 0 else None
+        if callback.best_timesteps is not None:
+            meta["best_timesteps"] = callback.best_timesteps
+        meta["last_val_accuracy"] = callback.last_accuracy
+        meta["timesteps"] = callback.num_timesteps
+        write_run_json(run_dir, meta)
+
     callback = ValidationCallback(
         env_id,
         env_kwargs,
@@ -192,10 +362,11 @@ def train(args: argparse.Namespace) -> float:
         device=env_device,
         save_dir=str(run_dir),
         best_accuracy=best,
+        on_checkpoint=record_checkpoint,
     )
     remaining = args.timesteps - model.num_timesteps
     print(
-        f"training {algo} on {env_id} (grid {grid}, {args.n_envs} envs, model on "
+        f"training {algo} on {env_id} (grid {grid}, {n_envs} envs, model on "
         f"{model_device}, env on {env_device}) for {max(remaining, 0)} timesteps; "
         f"{num_images - len(val_indices)} training images, {len(val_indices)} validation; "
         f"checkpoints in {run_dir}",
@@ -209,15 +380,15 @@ def train(args: argparse.Namespace) -> float:
             reset_num_timesteps=not args.resume,
             tb_log_name=run_name,
         )
-    else:
+    else:  # nothing left to train: validate and checkpoint once more
+        from stable_baselines3.common.logger import configure
+
+        model.set_logger(configure(None, ["stdout"] if args.verbose else []))
         callback.init_callback(model)
     seconds = time.perf_counter() - start
     if callback.last_accuracy is None or callback.last_eval_timesteps != model.num_timesteps:
         callback.evaluate()
         model.logger.dump(model.num_timesteps)
-    meta["best_val_accuracy"] = callback.best_accuracy
-    meta["timesteps"] = model.num_timesteps
-    (run_dir / "run.json").write_text(json.dumps(meta, indent=2))
     print(
         f"done: {model.num_timesteps} timesteps in {seconds:.0f} s "
         f"({max(remaining, 0) / max(seconds, 1e-9):.0f} steps/s); validation accuracy "
@@ -234,7 +405,7 @@ def test(args: argparse.Namespace) -> float:
     from agents.sb3 import algorithm_class, evaluate_sb3_episodes
 
     settings = _run_settings(args, args.test)
-    model_device, env_device = _devices(args)
+    model_device, env_device = resolve_devices(args)
     cls, _ = algorithm_class(settings["algo"])
     model = cls.load(args.test, device=model_device)
     start = time.perf_counter()
@@ -246,7 +417,7 @@ def test(args: argparse.Namespace) -> float:
         None,
         n_envs=args.eval_envs,
         device=env_device,
-        seed=args.seed,
+        seed=0 if args.seed is None else args.seed,
     )
     accuracy = float(correct.mean())
     print(
@@ -262,10 +433,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    if args.test:
-        test(args)
-    else:
-        train(args)
+    try:
+        if args.test:
+            test(args)
+        else:
+            train(args)
+    except SettingsError as error:
+        print(f"train_sb3.py: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

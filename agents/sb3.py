@@ -2,9 +2,10 @@
 
 SB3 takes neither Dict actions nor Gymnasium's ``VectorEnv``. ``GlimpseSB3VecEnv`` is an SB3
 ``VecEnv`` over one ``GlimpseVectorEnv`` (N episodes batched on a torch device): the actions are
-``DiscreteGlimpseActions``'s ``Discrete(G*G + 10)`` (same mapping code, batched), observations the
-same float32 Dict, and it follows SB3's VecEnv contract: numpy at the boundary, same-step
-autoreset with ``infos[i]["terminal_observation"]``, ``reset_infos``, ``seed``, ``set_options``.
+``DiscreteGlimpseActions``'s ``Discrete(G*G + 10)``, observations the same float32 Dict (both
+faces step through ``ram_env.wrappers.discrete_step``), and it follows SB3's VecEnv contract:
+numpy at the boundary, same-step autoreset with ``infos[i]["terminal_observation"]``,
+``reset_infos``, ``seed``, ``set_options``.
 One step costs one batched core step (plus a batched reset of the finished sub-envs), not N Python
 env steps as ``DummyVecEnv`` over N wrapped envs does.
 
@@ -16,8 +17,11 @@ env steps as ``DummyVecEnv`` over N wrapped envs does.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from typing import Any
+import os
+import pathlib
+import tempfile
+from collections.abc import Callable, Sequence
+from typing import IO, Any
 
 import gymnasium as gym
 import numpy as np
@@ -33,9 +37,11 @@ from ram_env.core import NUM_CLASSES
 from ram_env.datasets import holdout_split
 from ram_env.vector import GlimpseVectorEnv
 from ram_env.wrappers import (
-    decode_discrete_actions,
+    check_grid,
     discrete_action_space,
+    discrete_observation,
     discrete_observation_space,
+    discrete_step,
     grid_centres,
 )
 
@@ -44,10 +50,12 @@ __all__ = [
     "GlimpseSB3VecEnv",
     "ValidationCallback",
     "algorithm_class",
+    "atomic_write",
     "evaluate_sb3",
     "evaluate_sb3_episodes",
     "grid_of",
     "make_sb3_vec_env",
+    "save_model",
 ]
 
 
@@ -119,7 +127,7 @@ class GlimpseSB3VecEnv(VecEnv):
             )
         self.venv = venv
         self.device = venv.device
-        self.grid = int(grid)
+        self.grid = check_grid(grid)
         self.n_glimpses = venv.config.n_glimpses
         self.single_action_space = discrete_action_space(self.grid)
         self.single_observation_space = discrete_observation_space(venv.config)
@@ -134,7 +142,6 @@ class GlimpseSB3VecEnv(VecEnv):
                 raise ValueError(f"index_pool holds indices outside [0, {num_images})")
         self._pool_generator = torch.Generator(device=self.device)
         self._pool_generator.manual_seed(int(np.random.SeedSequence().generate_state(1)[0]))
-        self._glimpses = torch.zeros(venv.num_envs, dtype=torch.int64, device=self.device)
         self._actions: np.ndarray | None = None
         super().__init__(venv.num_envs, self.single_observation_space, self.single_action_space)
 
@@ -149,12 +156,11 @@ class GlimpseSB3VecEnv(VecEnv):
             indices = self._draw_indices(self.num_envs)
         options = None if indices is None else {"indices": indices}
         observation, _ = self.venv.reset(seed=seed, options=options)
-        self._glimpses.fill_(1)
         self.reset_infos = [{} for _ in range(self.num_envs)]
         self._reset_seeds()
         self._reset_options()
         self._actions = None
-        return self._numpy_observation(observation)
+        return self._observation(observation)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
@@ -166,39 +172,21 @@ class GlimpseSB3VecEnv(VecEnv):
         self._actions = None
         if actions.shape != (self.num_envs,):
             raise ValueError(f"expected {self.num_envs} discrete actions, got {actions.shape}")
-        core = self.venv.core
-        location, label, answer = decode_discrete_actions(
+        step = discrete_step(
+            self.venv.step,
+            self.venv.core,
             torch.from_numpy(actions).to(self.device),
             self.grid,
-            core.fixations,
-            centres=self._centres,
+            self._centres,
         )
-        observation, reward, terminated, _, info = self.venv.step(
-            {"location": location, "label": label, "answer": answer}
-        )
-        glimpses = self._glimpses
-        self._glimpses = (glimpses + 1).clamp(max=self.n_glimpses)
-        reward = reward * answer
-        obs = self._numpy_observation(observation)
-        # One host transfer for the per-env scalars.
-        scalars = torch.stack(
-            [reward, terminated.float(), glimpses.float(), core.targets.float(),
-             core.image_indices.float()],
-            dim=1,
-        ).cpu().numpy()  # fmt: skip
-        rewards = scalars[:, 0].astype(np.float32)
-        dones = scalars[:, 1] > 0
-        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        obs, dones, infos = step.observation, step.terminated, step.infos
         done_rows = np.flatnonzero(dones)
         if done_rows.size:
             for i in done_rows:
                 infos[i] = {
                     "terminal_observation": {key: value[i].copy() for key, value in obs.items()},
-                    "label": int(scalars[i, 3]),
-                    "index": int(scalars[i, 4]),
-                    "glimpses": int(scalars[i, 2]),
-                    "is_success": bool(rewards[i] > 0),
-                    "TimeLimit.truncated": False,
+                    **infos[i],
+                    "TimeLimit.truncated": bool(step.truncated[i]),
                 }
                 self.reset_infos[i] = {}
             mask = torch.from_numpy(dones).to(self.device)
@@ -207,10 +195,8 @@ class GlimpseSB3VecEnv(VecEnv):
             if indices is not None:
                 options["indices"] = indices
             observation, _ = self.venv.reset(options=options)
-            self._glimpses = self._glimpses.masked_fill(mask, 1)
-            obs = self._numpy_observation(observation)
-        del info  # the adapter's infos carry the label (and more) per sub-env
-        return obs, rewards, dones, infos
+            obs = self._observation(observation)
+        return obs, step.reward, dones, infos
 
     def close(self) -> None:
         self.venv.close()
@@ -257,7 +243,20 @@ class GlimpseSB3VecEnv(VecEnv):
                 "set_options takes {'index': i} for every sub-env (or no options); "
                 f"got {list(options)[:4]}..."
             )
-        return torch.tensor([int(option["index"]) for option in options], device=self.device)
+        num_images = self.venv.core.num_images
+        indices = []
+        for i, option in enumerate(options):
+            index = option["index"]
+            if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
+                raise ValueError(
+                    f"set_options: sub-env {i}'s 'index' must be an int, got {index!r}"
+                )
+            if not 0 <= index < num_images:
+                raise ValueError(
+                    f"set_options: sub-env {i}'s 'index' {index} is outside [0, {num_images})"
+                )
+            indices.append(int(index))
+        return torch.tensor(indices, device=self.device)
 
     def _draw_indices(self, count: int) -> torch.Tensor | None:
         if self._index_pool is None:
@@ -267,17 +266,8 @@ class GlimpseSB3VecEnv(VecEnv):
         )
         return self._index_pool[picks]
 
-    def _numpy_observation(self, observation: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-        n = self.num_envs
-        glimpse = observation["glimpse"].reshape(n, -1)
-        time = (self._glimpses.float() / self.n_glimpses)[:, None]
-        flat = torch.cat([glimpse, observation["location"].float(), time], dim=1).cpu().numpy()
-        size = glimpse.shape[1]
-        return {
-            "glimpse": flat[:, :size],
-            "location": flat[:, size : size + 2],
-            "time": flat[:, size + 2 :],
-        }
+    def _observation(self, observation: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+        return discrete_observation(observation, self.venv.core.steps + 1, self.n_glimpses)
 
 
 def make_sb3_vec_env(
@@ -298,6 +288,7 @@ def make_sb3_vec_env(
     images of the split are never drawn (a validation part, see ``holdout_split``); it
     cannot be combined with ``index_pool``.
     """
+    grid = check_grid(grid)
     venv = gym.make_vec(
         env_id,
         num_envs=n_envs,
@@ -403,11 +394,45 @@ def evaluate_sb3(
     return float(correct.mean())
 
 
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
+    """Write a file atomically: ``write(file)`` fills a temporary file in ``path``'s folder,
+    which is flushed to disk and renamed over ``path`` (``os.replace``).
+
+    A crash or an exception at any moment leaves either the old file or the new one, never a
+    partial file; the temporary file is removed on an exception.
+    """
+    path = pathlib.Path(path)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            write(file)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        pathlib.Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def save_model(model: BaseAlgorithm, path: str | os.PathLike[str]) -> pathlib.Path:
+    """``model.save`` to ``path`` atomically (see ``atomic_write``); returns the path written.
+
+    As ``model.save`` does, ``.zip`` is appended to a path without a suffix.
+    """
+    path = pathlib.Path(path)
+    if path.suffix == "":
+        path = path.with_name(f"{path.name}.zip")
+    atomic_write(path, model.save)
+    return path
+
+
 class ValidationCallback(BaseCallback):
     """Every ``eval_freq`` timesteps (at a rollout's end): validation accuracy and checkpoints.
 
     Logs ``eval/val_accuracy`` and saves ``<save_dir>/last.zip`` and, on a new best,
-    ``<save_dir>/best.zip`` (when ``save_dir`` is given).
+    ``<save_dir>/best.zip`` (when ``save_dir`` is given), each atomically (``save_model``); then
+    calls ``on_checkpoint(self)`` (if given), e.g. to record ``best_accuracy`` beside them.
+    ``best_accuracy``: the best so far (a resumed run's), which a new best must beat.
     """
 
     def __init__(
@@ -421,6 +446,7 @@ class ValidationCallback(BaseCallback):
         save_dir: str | None = None,
         verbose: int = 1,
         best_accuracy: float = -1.0,
+        on_checkpoint: Callable[[ValidationCallback], None] | None = None,
     ) -> None:
         super().__init__(verbose)
         self.env_id = env_id
@@ -431,6 +457,8 @@ class ValidationCallback(BaseCallback):
         self.env_device = device
         self.save_dir = save_dir
         self.best_accuracy = best_accuracy
+        self.best_timesteps: int | None = None
+        self.on_checkpoint = on_checkpoint
         self.last_accuracy: float | None = None
         self.last_eval_timesteps = 0
 
@@ -462,12 +490,15 @@ class ValidationCallback(BaseCallback):
         self.logger.record("eval/val_accuracy", accuracy)
         self.logger.record("eval/val_error", 1.0 - accuracy)
         best = accuracy > self.best_accuracy
-        if best:
-            self.best_accuracy = accuracy
         if self.save_dir is not None:
-            self.model.save(f"{self.save_dir}/last")
+            save_model(self.model, pathlib.Path(self.save_dir, "last.zip"))
             if best:
-                self.model.save(f"{self.save_dir}/best")
+                save_model(self.model, pathlib.Path(self.save_dir, "best.zip"))
+        if best:  # only once best.zip holds it
+            self.best_accuracy = accuracy
+            self.best_timesteps = self.num_timesteps
+        if self.save_dir is not None and self.on_checkpoint is not None:
+            self.on_checkpoint(self)
         if self.verbose:
             print(
                 f"[{self.num_timesteps} steps] validation accuracy {accuracy:.4f} "

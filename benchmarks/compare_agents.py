@@ -187,8 +187,8 @@ def run_sb3(algo: str, args: argparse.Namespace) -> dict[str, Any]:
          "--device", args.device, "--n-envs", str(args.n_envs),
          "--timesteps", str(UNBOUNDED_TIMESTEPS), "--eval-envs", str(args.eval_envs)]
     )  # fmt: skip
-    model_device, env_device = train_sb3._devices(sb3_args)
-    kwargs = train_sb3._algo_kwargs(algo, sb3_args)
+    model_device, env_device = train_sb3.resolve_devices(sb3_args)
+    kwargs = train_sb3.algorithm_kwargs(algo, sb3_args)
     if algo == "dqn":
         kwargs["exploration_fraction"] = DQN_EXPLORATION_STEPS / UNBOUNDED_TIMESTEPS
     vec = make_sb3_vec_env(

@@ -21,16 +21,19 @@ for an image and warn)::
     Dict(glimpse=Box(0, 1, (k*g*g,)), location=Box(-1, 1, (2,)), time=Box(0, 1, (1,)))
 
 ``glimpse`` is the ``(k, g, g)`` glimpse in C order (``.reshape(k, g, g)`` restores it).
-``time = glimpses seen / n_glimpses``: ``1 / n_glimpses`` after ``reset``, ``1.0`` when the next
-action must be a label (and on a terminal observation). A memoryless policy (PPO, A2C, DQN)
-needs it to know the deadline.
+``time = glimpses seen / n_glimpses``, the glimpses seen counted by the core (``core.steps + 1``,
+at most ``n_glimpses``): ``1 / n_glimpses`` after ``reset``, ``1.0`` when the next action must
+be a label. A terminal observation counts the ending step as one glimpse more (so ``1.0`` after
+the cap). A memoryless policy (PPO, A2C, DQN) needs it to know the deadline.
 
 Infos: at the episode's end ``info["label"]`` (true class), ``info["index"]`` (the image index
 in its split), ``info["glimpses"]`` (glimpses seen) and ``info["is_success"]`` (right answer;
 SB3 logs it as ``rollout/success_rate``).
 
-The grid/label mapping is one torch function, :func:`decode_discrete_actions`, shared by this
-wrapper (one episode) and the SB3 ``VecEnv`` adapter in ``agents.sb3`` (N episodes on a device).
+A step is one torch function, :func:`discrete_step` (decode the actions with
+:func:`decode_discrete_actions`, step the env with the ``"answer"`` mask, keep the reward of
+answers only, add the time feature and the end-of-episode infos), shared by this wrapper (one
+episode) and the SB3 ``VecEnv`` adapter in ``agents.sb3`` (N episodes on a device).
 
 Early answers are sent to the env with ``"answer": True``, which makes that step the scored
 last one; the location sent with the answer is the current fixation, so the terminal
@@ -39,7 +42,8 @@ observation repeats the last glimpse.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import gymnasium as gym
 import numpy as np
@@ -50,9 +54,13 @@ from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore
 
 __all__ = [
     "DiscreteGlimpseActions",
+    "DiscreteStep",
+    "check_grid",
     "decode_discrete_actions",
     "discrete_action_space",
+    "discrete_observation",
     "discrete_observation_space",
+    "discrete_step",
     "grid_centres",
     "make_discrete_env",
 ]
@@ -64,7 +72,7 @@ def grid_centres(grid: int, device: str | torch.device | None = None) -> torch.T
     Row-major: entry ``a`` is cell ``(row, col) = divmod(a, grid)``, at
     ``x = (2 * col + 1) / grid - 1``, ``y = (2 * row + 1) / grid - 1``.
     """
-    _check_grid(grid)
+    grid = check_grid(grid)
     centres = (2 * torch.arange(grid, dtype=torch.float32, device=device) + 1) / grid - 1
     y, x = torch.meshgrid(centres, centres, indexing="ij")
     return torch.stack([x.reshape(-1), y.reshape(-1)], dim=1)
@@ -72,7 +80,7 @@ def grid_centres(grid: int, device: str | torch.device | None = None) -> torch.T
 
 def discrete_action_space(grid: int, num_classes: int = NUM_CLASSES) -> spaces.Discrete:
     """``Discrete(grid * grid + num_classes)``: fixations first, then labels."""
-    _check_grid(grid)
+    grid = check_grid(grid)
     return spaces.Discrete(grid * grid + num_classes)
 
 
@@ -132,9 +140,125 @@ def decode_discrete_actions(
     return location, label, answer
 
 
-def _check_grid(grid: int) -> None:
+def check_grid(grid: Any) -> int:
+    """``grid`` as an ``int`` if it is an integer >= 1 (no float, no bool), else ``ValueError``.
+
+    The one grid check of the wrapper, the action space and the SB3 adapter: ``4.5`` is an
+    error, never silently ``4``.
+    """
     if not isinstance(grid, (int, np.integer)) or isinstance(grid, bool) or grid < 1:
         raise ValueError(f"grid must be an integer >= 1, got {grid!r}")
+    return int(grid)
+
+
+def discrete_observation(
+    observation: dict[str, Any], glimpses_seen: torch.Tensor, n_glimpses: int
+) -> dict[str, np.ndarray]:
+    """The Discrete faces' observations of N episodes as numpy ``[N, ...]`` (one host copy).
+
+    ``observation`` is an env face's ``{"glimpse": [N, k, g, g], "location": [N, 2]}``;
+    ``glimpses_seen`` int ``[N]`` gives the time feature ``min(glimpses_seen, n) / n``.
+    """
+    columns = _observation_columns(observation, glimpses_seen, n_glimpses)
+    return _split_columns(_to_host(list(columns.values())), columns)
+
+
+class DiscreteStep(NamedTuple):
+    """One step of N Discrete-action episodes, numpy at the boundary (see ``discrete_step``)."""
+
+    #: ``glimpse`` float32 ``[N, k*g*g]``, ``location`` ``[N, 2]``, ``time`` ``[N, 1]``.
+    observation: dict[str, np.ndarray]
+    #: float32 ``[N]``: 1 for a right answer, else 0 (a fixation stopped by the cap scores 0).
+    reward: np.ndarray
+    #: bool ``[N]``: the episode ended on this step (an answer or the cap).
+    terminated: np.ndarray
+    #: bool ``[N]``: the env face's truncations.
+    truncated: np.ndarray
+    #: per episode: ``{"label", "index", "glimpses", "is_success"}`` if it ended, else ``{}``.
+    infos: list[dict[str, Any]]
+    #: the env face's own info of the step.
+    env_info: dict[str, Any]
+
+
+#: An env face's step on tensors: ``{"location": float32 [N, 2], "label": int64 [N],
+#: "answer": bool [N]}`` (on the core's device) -> Gymnasium's ``(observation, reward,
+#: terminated, truncated, info)``, the first four anything ``torch.as_tensor`` takes, ``[N]``.
+EnvStep = Callable[[dict[str, torch.Tensor]], tuple[dict[str, Any], Any, Any, Any, dict]]
+
+
+def discrete_step(
+    env_step: EnvStep,
+    core: GlimpseCore,
+    actions: torch.Tensor,
+    grid: int,
+    centres: torch.Tensor | None = None,
+) -> DiscreteStep:
+    """One step of N episodes with Discrete actions: the logic both Discrete faces share.
+
+    Decodes ``actions`` (``decode_discrete_actions``), sends the env action with its
+    ``"answer"`` mask through ``env_step`` (the face's step over ``core``), keeps the reward of
+    answers only, adds the time feature and, for the episodes that ended, the info fields
+    ``label``, ``index``, ``glimpses`` (glimpses seen when answering) and ``is_success``.
+    The counts come from ``core.steps`` (steps taken before this one, + 1, glimpses seen), so
+    nothing is counted twice. One device-to-host copy for everything.
+    """
+    n_glimpses = core.config.n_glimpses
+    location, label, answer = decode_discrete_actions(
+        actions, grid, core.fixations, centres=centres
+    )
+    glimpses = core.steps + 1
+    observation, reward, terminated, truncated, env_info = env_step(
+        {"location": location, "label": label, "answer": answer}
+    )
+    device = answer.device
+    reward = torch.as_tensor(reward, device=device).float() * answer
+    terminated = torch.as_tensor(terminated, device=device)
+    truncated = torch.as_tensor(truncated, device=device)
+    # After this step the episode has seen one glimpse more (the cap keeps ``time`` at 1).
+    columns = _observation_columns(observation, glimpses + 1, n_glimpses)
+    scalars = [reward, terminated, truncated, glimpses, core.targets, core.image_indices]
+    host = _to_host([*columns.values(), *(value[:, None] for value in scalars)])
+    obs = _split_columns(host[:, : -len(scalars)], columns)
+    reward_np, terminated_np, truncated_np, glimpses_np, label_np, index_np = host[
+        :, -len(scalars) :
+    ].T
+    done = terminated_np > 0
+    infos: list[dict[str, Any]] = [{} for _ in range(host.shape[0])]
+    for i in np.flatnonzero(done):
+        infos[i] = {
+            "label": int(label_np[i]),
+            "index": int(index_np[i]),
+            "glimpses": int(glimpses_np[i]),
+            "is_success": bool(reward_np[i] > 0),
+        }
+    return DiscreteStep(obs, reward_np.astype(np.float32), done, truncated_np > 0, infos, env_info)
+
+
+def _observation_columns(
+    observation: dict[str, Any], glimpses_seen: torch.Tensor, n_glimpses: int
+) -> dict[str, torch.Tensor]:
+    glimpse = torch.as_tensor(observation["glimpse"])
+    n = glimpse.shape[0]
+    time = glimpses_seen.clamp(max=n_glimpses).float() / n_glimpses
+    return {
+        "glimpse": glimpse.reshape(n, -1).float(),
+        "location": torch.as_tensor(observation["location"], device=glimpse.device).float(),
+        "time": time.to(glimpse.device)[:, None],
+    }
+
+
+def _to_host(columns: Sequence[torch.Tensor]) -> np.ndarray:
+    """float32 ``[N, sum of widths]``: the ``[N, width]`` columns in one device-to-host copy."""
+    device = columns[0].device
+    return torch.cat([column.to(device, torch.float32) for column in columns], 1).cpu().numpy()
+
+
+def _split_columns(host: np.ndarray, columns: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    out, start = {}, 0
+    for key, column in columns.items():
+        out[key] = host[:, start : start + column.shape[1]]
+        start += column.shape[1]
+    return out
 
 
 class DiscreteGlimpseActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
@@ -142,6 +266,7 @@ class DiscreteGlimpseActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
 
     See the module docstring for the action mapping, the cap and the observation. Wraps a
     ``GlimpseEnv`` (possibly inside Gymnasium's own wrappers, e.g. from ``gymnasium.make``).
+    A step is ``discrete_step`` with one episode.
     """
 
     def __init__(self, env: gym.Env, grid: int = 4) -> None:
@@ -150,13 +275,11 @@ class DiscreteGlimpseActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
         core = getattr(env.unwrapped, "core", None)
         if not isinstance(core, GlimpseCore) or core.num_episodes != 1:
             raise TypeError(f"DiscreteGlimpseActions wraps a GlimpseEnv, got {env.unwrapped!r}")
-        _check_grid(grid)
-        self.grid = int(grid)
+        self.grid = check_grid(grid)
         self.n_glimpses = core.config.n_glimpses
         self.action_space = discrete_action_space(self.grid)
         self.observation_space = discrete_observation_space(core.config)
         self._centres = grid_centres(self.grid, core.device)
-        self._glimpses = 0
 
     @property
     def core(self) -> GlimpseCore:
@@ -166,48 +289,43 @@ class DiscreteGlimpseActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         observation, info = self.env.reset(seed=seed, options=options)
-        self._glimpses = 1
-        return self._observation(observation), info
+        batched = {key: value[None] for key, value in observation.items()}
+        observation = discrete_observation(batched, self.core.steps + 1, self.n_glimpses)
+        return {key: value[0] for key, value in observation.items()}, info
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        if self._glimpses == 0:
-            raise RuntimeError("step() called on a finished episode: call reset() first")
         core = self.core
         action = _as_action_int(action, self.action_space.n)
-        location, label, answer = decode_discrete_actions(
+        step = discrete_step(
+            self._env_step,
+            core,
             torch.tensor([action], device=core.device),
             self.grid,
-            core.fixations,
-            centres=self._centres,
+            self._centres,
         )
-        answered = bool(answer[0])
-        observation, reward, terminated, truncated, info = self.env.step(
-            {"location": location[0].cpu().numpy(), "label": int(label[0]), "answer": answered}
+        info = {**step.env_info, **step.infos[0]}
+        observation = {key: value[0] for key, value in step.observation.items()}
+        return (
+            observation,
+            float(step.reward[0]),
+            bool(step.terminated[0]),
+            bool(step.truncated[0]),
+            info,
         )
-        glimpses = self._glimpses
-        self._glimpses = min(glimpses + 1, self.n_glimpses)
-        expected_end = answered or glimpses >= self.n_glimpses
-        if bool(terminated) != expected_end:  # pragma: no cover - a broken core contract
-            raise RuntimeError(f"core terminated={terminated}, expected {expected_end}")
-        reward = float(reward) if answered else 0.0
-        observation = self._observation(observation)
-        if terminated:
-            info = {
-                **info,
-                "index": int(core.image_indices[0]),
-                "glimpses": glimpses,
-                "is_success": reward > 0,
-            }
-            self._glimpses = 0
-        return observation, reward, bool(terminated), bool(truncated), info
 
-    def _observation(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        time = np.array([self._glimpses / self.n_glimpses], dtype=np.float32)
-        return {
-            "glimpse": observation["glimpse"].reshape(-1),
-            "location": observation["location"],
-            "time": time,
-        }
+    def _env_step(
+        self, action: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, Any], list[float], list[bool], list[bool], dict[str, Any]]:
+        """The wrapped env's step, as ``discrete_step`` wants it (a batch of one)."""
+        observation, reward, terminated, truncated, info = self.env.step(
+            {
+                "location": action["location"][0].cpu().numpy(),
+                "label": int(action["label"][0]),
+                "answer": bool(action["answer"][0]),
+            }
+        )
+        batched = {key: value[None] for key, value in observation.items()}
+        return batched, [float(reward)], [bool(terminated)], [bool(truncated)], info
 
 
 def _as_action_int(action: Any, n: int) -> int:

@@ -14,11 +14,14 @@ import ram_env  # noqa: F401  (registers the ids)
 import train_sb3
 from agents.sb3 import (
     GlimpseSB3VecEnv,
+    ValidationCallback,
     algorithm_class,
+    atomic_write,
     evaluate_sb3,
     evaluate_sb3_episodes,
     grid_of,
     make_sb3_vec_env,
+    save_model,
 )
 from ram_env.datasets import holdout_split, load_split
 from ram_env.wrappers import grid_centres, make_discrete_env
@@ -296,3 +299,183 @@ def test_cli_rejects_bad_arguments():
         train_sb3.parse_args(["--env-kwargs", '{"split": "test"}'])
     with pytest.raises(SystemExit):
         train_sb3.parse_args(["--test", "a.zip", "--resume", "b.zip"])
+
+
+def test_bad_grid_and_reset_indices_are_errors_not_rounded():
+    for grid in (4.5, 0, True, "4"):
+        with pytest.raises(ValueError, match="grid must be an integer"):
+            make_sb3_vec_env(ENV_ID, 2, grid)
+    venv = gym.make_vec(
+        ENV_ID, 2, vectorization_mode="vector_entry_point", autoreset_mode="DISABLED"
+    )
+    with pytest.raises(ValueError, match="grid must be an integer"):
+        GlimpseSB3VecEnv(venv, grid=4.5)
+    vec = make_sb3_vec_env(ENV_ID, 2, G, split="test", seed=0)
+    for bad, match in ((3.7, "must be an int"), (True, "must be an int"), ("3", "must be an int"),
+                       (-1, "outside"), (10_000, "outside")):  # fmt: skip
+        vec.set_options([{"index": 1}, {"index": bad}])
+        with pytest.raises(ValueError, match=f"sub-env 1's 'index'.*{match}"):
+            vec.reset()
+    vec.set_options([{"index": np.int64(3)}, {"index": 4}])  # numpy integers are fine
+    vec.reset()
+    infos = vec.step(np.full(2, FIX))[3]
+    assert [info["index"] for info in infos] == [3, 4]
+
+
+def _tiny_model():
+    from stable_baselines3.common.logger import configure
+
+    cls, policy = algorithm_class("ppo")
+    env = make_sb3_vec_env(ENV_ID, 2, G, seed=0)
+    model = cls(policy, env, n_steps=16, batch_size=32, n_epochs=1, seed=0, device="cpu")
+    model.set_logger(configure(None, []))
+    return model
+
+
+def test_a_crash_during_a_checkpoint_keeps_the_previous_files(tmp_path, monkeypatch):
+    import agents.sb3
+
+    scores = iter([0.5, 0.75])
+    monkeypatch.setattr(agents.sb3, "evaluate_sb3", lambda *args, **kwargs: next(scores))
+    recorded = []
+    callback = ValidationCallback(
+        ENV_ID, {}, torch.arange(8), 0, save_dir=str(tmp_path), verbose=0,
+        on_checkpoint=lambda cb: recorded.append((cb.best_accuracy, cb.num_timesteps)),
+    )  # fmt: skip
+    callback.init_callback(_tiny_model())
+    assert callback.evaluate() == 0.5 and recorded == [(0.5, 0)]
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert set(before) == {"last.zip", "best.zip"}
+
+    def crash(*args, **kwargs):  # torch.save inside SB3's zip writer: the zip is half written
+        raise OSError("disk full")
+
+    monkeypatch.setattr(torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        callback.evaluate()  # a new best: both zips were being rewritten
+    after = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    assert after == before  # old zips intact, no temporary file left
+    assert callback.best_accuracy == 0.5 and recorded == [(0.5, 0)]
+    monkeypatch.undo()
+    cls, _ = algorithm_class("ppo")
+    cls.load(tmp_path / "best.zip")  # still a readable model
+
+
+def test_atomic_write_keeps_the_old_file_on_a_crash(tmp_path):
+    path = tmp_path / "run.json"
+    train_sb3.write_run_json(tmp_path, {"best_val_accuracy": 0.5})
+
+    def half_then_crash(file):
+        file.write(b'{"best_val_')
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(path, half_then_crash)
+    assert json.loads(path.read_text()) == {"best_val_accuracy": 0.5}
+    assert [p.name for p in tmp_path.iterdir()] == ["run.json"]
+    model = _tiny_model()
+    assert save_model(model, tmp_path / "model") == tmp_path / "model.zip"  # as model.save does
+    assert (tmp_path / "model.zip").is_file()
+
+
+def _fake_scores(monkeypatch, scores):
+    """Validation returns ``scores`` in turn; returns the list of index tensors it was given."""
+    import agents.sb3
+
+    seen = []
+
+    def fake(model, env_id, env_kwargs, split, indices, *args, **kwargs):
+        seen.append(torch.as_tensor(indices).clone())
+        return scores.pop(0)
+
+    monkeypatch.setattr(agents.sb3, "evaluate_sb3", fake)
+    return seen
+
+
+def test_cli_resume_after_an_interruption_keeps_best_and_validation_split(
+    tmp_path, monkeypatch, capsys
+):
+    import agents.sb3
+
+    common = ["--n-envs", "4", "--n-steps", "16", "--threads", "1", "--device", "cpu",
+              "--log-dir", "", "--eval-freq", "64"]  # fmt: skip
+    first = [*common, "--algo", "ppo", "--timesteps", "100000", "--save-dir", str(tmp_path),
+             "--val-fraction", "0.05", "--val-size", "40",
+             "--env-kwargs", '{"n_glimpses": 4}']  # fmt: skip
+    seen = _fake_scores(monkeypatch, [0.5])
+    original = agents.sb3.ValidationCallback.evaluate
+
+    def evaluate_then_interrupt(self):
+        original(self)
+        raise KeyboardInterrupt  # Ctrl-C just after the first checkpoint
+
+    monkeypatch.setattr(agents.sb3.ValidationCallback, "evaluate", evaluate_then_interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        train_sb3.main(first)
+    monkeypatch.setattr(agents.sb3.ValidationCallback, "evaluate", original)
+    run_dir = tmp_path / f"{ENV_ID}-ppo-s0"
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["best_val_accuracy"] == 0.5 and meta["timesteps"] == 64
+    assert meta["val_fraction"] == 0.05 and meta["val_size"] == 40
+    n_train = len(load_split("mnist", "train")[1])
+    held = holdout_split(n_train, 0.05)[1][:40]
+    assert torch.equal(seen[0], held)
+    best = (run_dir / "best.zip").read_bytes()
+
+    # The flags that define the run must agree with run.json; no file is touched otherwise.
+    resume = [*common, "--resume", str(run_dir / "last.zip"), "--timesteps", "128"]
+    for flags, named in (
+        (["--val-fraction", "0.1"], "--val-fraction 0.1 (run.json: 0.05)"),
+        (["--grid", "5"], "--grid 5 (run.json: 4)"),
+        (["--algo", "a2c"], "--algo 'a2c'"),
+        (["--env-kwargs", '{"n_glimpses": 6}'], '--env-kwargs {"n_glimpses": 6}'),
+        (["--env-kwargs", '{"start": "center"}'], "'start': '<unset>'"),
+        (["--learning-rate", "0.5"], "--learning-rate 0.5 (the model has 0.0003)"),
+    ):
+        capsys.readouterr()
+        assert train_sb3.main([*resume, *flags]) == 2
+        error = capsys.readouterr().err
+        assert "contradicts" in error or "drop these flags" in error
+        assert named in error, error
+    assert json.loads((run_dir / "run.json").read_text()) == meta
+    assert train_sb3.main([*common, "--resume", str(tmp_path / "nowhere" / "last.zip")]) == 2
+    assert "no run.json" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        train_sb3.parse_args([*resume, "--save-dir", str(tmp_path)])
+
+    # A worse score after resuming must not replace best.zip; the split is run.json's even
+    # though the CLI default is 0.1; repeating a saved setting is fine.
+    seen = _fake_scores(monkeypatch, [0.25])
+    assert train_sb3.main([*resume, "--algo", "ppo", "--val-fraction", "0.05"]) == 0
+    assert "best validation accuracy so far 0.5000" in capsys.readouterr().out
+    assert len(seen) == 1 and torch.equal(seen[0], held)
+    assert (run_dir / "best.zip").read_bytes() == best
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["best_val_accuracy"] == 0.5 and meta["last_val_accuracy"] == 0.25
+    assert meta["timesteps"] == 128 and meta["best_timesteps"] == 64
+    assert meta["env_kwargs"] == {"n_glimpses": 4} and meta["val_fraction"] == 0.05
+
+    # A better one does; run.json follows.
+    _fake_scores(monkeypatch, [0.75])
+    resume[resume.index("128")] = "192"
+    assert train_sb3.main(resume) == 0
+    assert (run_dir / "best.zip").read_bytes() != best
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["best_val_accuracy"] == 0.75 and meta["best_timesteps"] == 192
+
+    # A run.json of an older version, without the best: best.zip is scored first.
+    del meta["best_val_accuracy"]
+    (run_dir / "run.json").write_text(json.dumps(meta))
+    best = (run_dir / "best.zip").read_bytes()
+    seen = _fake_scores(monkeypatch, [0.75, 0.5])
+    resume[resume.index("192")] = "256"
+    assert train_sb3.main(resume) == 0
+    assert len(seen) == 2 and (run_dir / "best.zip").read_bytes() == best
+    assert json.loads((run_dir / "run.json").read_text())["best_val_accuracy"] == 0.75
+
+
+def test_public_helpers_for_the_benchmark():
+    args = train_sb3.parse_args(["--device", "cpu", "--n-envs", "8", "--algo", "ppo"])
+    assert train_sb3.resolve_devices(args) == ("cpu", "cpu")
+    assert train_sb3.algorithm_kwargs("ppo", args) == {"n_steps": 128, "batch_size": 256}
+    assert train_sb3.algorithm_kwargs("a2c", args) == {"n_steps": 5}

@@ -12,7 +12,9 @@ import torch
 import ram_env  # noqa: F401  (registers the ids)
 from ram_env.wrappers import (
     DiscreteGlimpseActions,
+    check_grid,
     decode_discrete_actions,
+    discrete_action_space,
     grid_centres,
     make_discrete_env,
 )
@@ -52,6 +54,19 @@ def test_decode_maps_fixations_and_labels():
 def test_decode_rejects_bad_actions(bad):
     with pytest.raises(ValueError, match="discrete actions"):
         decode_discrete_actions(torch.tensor(bad), G, torch.zeros(1, 2))
+
+
+@pytest.mark.parametrize("grid", [4.5, 4.0, 0, -2, True, "4"])
+def test_a_bad_grid_is_an_error_not_rounded(grid):
+    for make in (check_grid, discrete_action_space, grid_centres):
+        with pytest.raises(ValueError, match="grid must be an integer >= 1"):
+            make(grid)
+    with pytest.raises(ValueError, match="grid must be an integer >= 1"):
+        make_discrete_env(ENV_ID, grid=grid)
+
+
+def test_check_grid_returns_a_python_int():
+    assert check_grid(np.int64(3)) == 3 and type(check_grid(np.int64(3))) is int
 
 
 def make_env(**kwargs):

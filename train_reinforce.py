@@ -161,8 +161,12 @@ def write_metrics(history: list[dict], folder: pathlib.Path) -> None:
 
 
 def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:
-    """Raise ``CheckpointError`` naming every setting that differs from the saved run."""
-    keys = (set(saved) | set(current)) - RESUMABLE_CHANGES
+    """Raise ``CheckpointError`` naming every setting that differs from the saved run.
+
+    ``--epochs`` may change only under the plateau schedule: the cosine schedule is fixed by it.
+    """
+    resumable = RESUMABLE_CHANGES - ({"epochs"} if saved.get("lr_schedule") == "cosine" else set())
+    keys = (set(saved) | set(current)) - resumable
     differ = sorted(key for key in keys if saved.get(key) != current.get(key))
     if differ:
         details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}" for k in differ)

@@ -42,16 +42,47 @@ def test_train_then_test_the_best_checkpoint(tmp_path, capsys):
     assert not model.training
 
 
-def test_resume_continues_exactly_as_an_uninterrupted_run(tmp_path):
+def interrupt_after(epochs, monkeypatch):
+    """Make the trainer raise KeyboardInterrupt (Ctrl-C) in epoch ``epochs + 1``."""
+    calls = []
+    real = train_reinforce.train_epoch
+
+    def train_epoch(*args, **kwargs):
+        calls.append(1)
+        if len(calls) > epochs:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(train_reinforce, "train_epoch", train_epoch)
+
+
+@pytest.mark.parametrize("schedule", ["cosine", "plateau"])
+def test_resume_after_ctrl_c_continues_exactly_as_an_uninterrupted_run(
+    tmp_path, monkeypatch, schedule
+):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    assert run(straight, "--epochs", "3") == 0
-    assert run(resumed, "--epochs", "1", "--plot-every", "1") == 0  # figures draw no randomness
-    assert run(resumed, "--epochs", "3", "--resume") == 0
-    assert len(list((resumed / "figures").glob("epoch_001*"))) == 3
+    assert run(straight, "--epochs", "3", "--lr-schedule", schedule) == 0
+    with monkeypatch.context() as patch:
+        interrupt_after(1, patch)
+        # figures every epoch draw no randomness, so they do not change the run either
+        args = ("--epochs", "3", "--lr-schedule", schedule, "--plot-every", "1")
+        assert run(resumed, *args) == 130
+    assert len(history(resumed)) == 1
+    assert run(resumed, "--epochs", "3", "--lr-schedule", schedule, "--resume") == 0
     assert history(straight) == history(resumed)
     a, b = load_checkpoint(straight / "last.pt"), load_checkpoint(resumed / "last.pt")
     for name, tensor in a["model"].items():
         torch.testing.assert_close(tensor, b["model"][name], rtol=0, atol=0)
+    assert len(list((resumed / "figures").glob("epoch_001*"))) == 3
+
+
+def test_more_epochs_on_resume_only_under_the_plateau_schedule(tmp_path, capsys):
+    assert run(tmp_path / "plateau", "--epochs", "1", "--lr-schedule", "plateau") == 0
+    assert run(tmp_path / "plateau", "--epochs", "2", "--lr-schedule", "plateau", "--resume") == 0
+    assert len(history(tmp_path / "plateau")) == 2
+    assert run(tmp_path / "cosine", "--epochs", "1") == 0
+    assert run(tmp_path / "cosine", "--epochs", "2", "--resume") == 2
+    assert "epochs: saved 1, now 2" in capsys.readouterr().err
 
 
 def test_refuses_to_overwrite_resume_a_mismatch_or_load_a_corrupt_file(tmp_path, capsys):

@@ -61,7 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--std", type=float, default=0.05, help="location policy std")
     train = parser.add_argument_group("training")
     train.add_argument("--batch-size", type=int, default=128)
-    train.add_argument("--epochs", type=int, default=150)
+    train.add_argument("--epochs", type=int, default=100)
     train.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate")
     train.add_argument(
         "--lr-schedule",

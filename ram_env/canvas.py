@@ -12,8 +12,7 @@ counter-based integer hash on the canvases' device. So:
 
 For a key, random stream 0 and 1 place the digit (row, column); for clutter piece ``p`` the
 streams ``2 + 5p ... 6 + 5p`` give its source image, crop row, crop column, canvas row and
-canvas column; streams ``START_STREAM`` and ``START_STREAM + 1`` give a fixed episode's start
-fixation (x, y). Clutter is composited with ``max`` so it never darkens the digit.
+canvas column. Clutter is composited with ``max`` so it never darkens the digit.
 """
 
 from __future__ import annotations
@@ -24,19 +23,14 @@ import torch
 
 __all__ = [
     "FIXED_CANVAS_SEED",
-    "START_STREAM",
     "CanvasSpec",
     "fixed_key",
-    "fixed_start",
     "hash_uniform",
     "make_canvases",
 ]
 
 #: Seed of the fixed canvases (the test split). Changing it changes every published test score.
 FIXED_CANVAS_SEED = 20141406
-
-#: First of the two random streams of a fixed episode's start fixation (after any clutter's).
-START_STREAM = 1_000_000
 
 _MASK32 = 0xFFFFFFFF
 
@@ -69,12 +63,6 @@ def hash_uniform(keys: torch.Tensor, stream: int, high: int | torch.Tensor) -> t
 def fixed_key(indices: torch.Tensor) -> torch.Tensor:
     """The key of fixed canvas ``i`` (int64 ``[B]`` -> int64 ``[B]`` in ``[0, 2**31)``)."""
     return _mix32((indices * 0x9E3779B + FIXED_CANVAS_SEED) & _MASK32) >> 1
-
-
-def fixed_start(keys: torch.Tensor) -> torch.Tensor:
-    """Start fixations ``[B, 2]`` uniform in ``[-1, 1)`` (steps of ``2**-23``) from the keys."""
-    coordinates = [hash_uniform(keys, START_STREAM + axis, 2**24) for axis in (0, 1)]
-    return torch.stack(coordinates, dim=1).float() / 2**23 - 1
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from ram_env.canvas import CanvasSpec, fixed_key, fixed_start, make_canvases
+from ram_env.canvas import CanvasSpec, fixed_key, make_canvases
 from ram_env.datasets import DATASET_NAMES, SPLITS, load_split
 from ram_env.sensor import glimpse
 
@@ -217,9 +217,9 @@ class GlimpseCore:
         ``indices`` (int64, one per selected row, in ``[0, num_images)``) chooses the images;
         ``None`` draws them uniformly at random. ``check`` validates the indices (a host sync).
 
-        On a fixed split (``config.uses_fixed_canvases``) a random start fixation is drawn from
-        the canvas key too, so the whole episode start is a function of the image index: every
-        agent is scored on the same episodes whatever its batch size, order or seed.
+        Random start fixations always come from the generator, also on a fixed split: the
+        pictures are fixed, while the M sampled episodes of one test image start apart (the
+        original evaluation's diversity); a seeded evaluation repeats exactly.
         """
         rows = None if mask is None else mask.nonzero().squeeze(1)
         count = self.num_episodes if rows is None else rows.numel()
@@ -240,8 +240,6 @@ class GlimpseCore:
         canvases = make_canvases(self.images, indices, keys, self.config.canvas_spec)
         if self.config.start == "center":
             fixations = torch.zeros(count, 2, device=self.device)
-        elif self.config.uses_fixed_canvases:
-            fixations = fixed_start(keys)
         else:
             fixations = torch.rand(count, 2, generator=self.generator, device=self.device) * 2 - 1
         if rows is None:

@@ -70,8 +70,8 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
 
     A random image of the split (or ``options={"index": i}``), a fresh canvas, and the first
     glimpse at a uniform random fixation (``start="center"``: at the centre). On a fixed split
-    (the test split) the canvas and the random start are a function of the image index alone,
-    so every agent is scored on the very same episodes.
+    (the test split) the canvas is a function of the image index alone, so every agent is
+    scored on the very same pictures.
 
     ## Episode End
 

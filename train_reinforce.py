@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import io
 import json
 import pathlib
 import sys
@@ -29,7 +30,13 @@ from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
 import ram_env
-from agents.checkpoint import CheckpointError, load_agent, load_checkpoint, save_checkpoint
+from agents.checkpoint import (
+    CheckpointError,
+    atomic_write,
+    load_agent,
+    load_checkpoint,
+    save_checkpoint,
+)
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import compile_step, evaluate, train_epoch
 from ram_env.core import resolve_device
@@ -151,13 +158,15 @@ def split_train_validation(num_images: int, config: dict) -> tuple[torch.Tensor,
 
 def write_metrics(history: list[dict], folder: pathlib.Path) -> None:
     """``metrics.json`` and ``metrics.csv``: one record per epoch, each replaced atomically."""
-    (folder / "metrics.json.tmp").write_text(json.dumps(history, indent=1))
-    (folder / "metrics.json.tmp").replace(folder / "metrics.json")
-    with open(folder / "metrics.csv.tmp", "w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(history[0]))
-        writer.writeheader()
-        writer.writerows(history)
-    (folder / "metrics.csv.tmp").replace(folder / "metrics.csv")
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(history[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(history)
+    for name, text in (
+        ("metrics.json", json.dumps(history, indent=1)),
+        ("metrics.csv", table.getvalue()),
+    ):
+        atomic_write(folder / name, lambda file, text=text: file.write(text.encode()))
 
 
 def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:

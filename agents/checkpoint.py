@@ -11,13 +11,14 @@ from __future__ import annotations
 import os
 import pathlib
 import tempfile
-from typing import Any
+from collections.abc import Callable
+from typing import IO, Any
 
 import torch
 
 from agents.ram import RAM, RAMConfig
 
-__all__ = ["CheckpointError", "load_agent", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CheckpointError", "atomic_write", "load_agent", "load_checkpoint", "save_checkpoint"]
 
 REQUIRED_KEYS = ("model", "config", "epoch")
 
@@ -26,24 +27,32 @@ class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: missing, corrupt, unsafe or from another setting."""
 
 
-def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
-    """Write ``payload`` to ``path`` atomically.
+def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
+    """Write a file atomically: ``write(file)`` fills a temporary file in ``path``'s folder,
+    which is flushed to disk and renamed over ``path`` (``os.replace``).
 
-    The bytes go to a temporary file in the same folder, are flushed to disk, and the file is
-    renamed over ``path``: a crash at any moment leaves either the old or the new checkpoint.
+    A crash or an exception at any moment leaves either the old file or the new one, never a
+    partial file; the temporary file is removed on an exception.
     """
     path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(handle, "wb") as file:
-            torch.save(payload, file)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
     except BaseException:
         pathlib.Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:
+    """Write ``payload`` to ``path`` atomically (``atomic_write``): a crash at any moment leaves
+    either the old or the new checkpoint."""
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, lambda file: torch.save(payload, file))
 
 
 def load_checkpoint(

@@ -19,9 +19,8 @@ from __future__ import annotations
 import math
 import os
 import pathlib
-import tempfile
 from collections.abc import Callable, Sequence
-from typing import IO, Any
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -33,6 +32,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
+from agents.checkpoint import atomic_write
 from ram_env.core import NUM_CLASSES
 from ram_env.datasets import holdout_split
 from ram_env.vector import GlimpseVectorEnv
@@ -50,7 +50,6 @@ __all__ = [
     "GlimpseSB3VecEnv",
     "ValidationCallback",
     "algorithm_class",
-    "atomic_write",
     "evaluate_sb3",
     "evaluate_sb3_episodes",
     "grid_of",
@@ -392,26 +391,6 @@ def evaluate_sb3(
         model, env_id, env_kwargs, split, indices, n_envs, device, deterministic, seed
     )
     return float(correct.mean())
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
-    """Write a file atomically: ``write(file)`` fills a temporary file in ``path``'s folder,
-    which is flushed to disk and renamed over ``path`` (``os.replace``).
-
-    A crash or an exception at any moment leaves either the old file or the new one, never a
-    partial file; the temporary file is removed on an exception.
-    """
-    path = pathlib.Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_model(model: BaseAlgorithm, path: str | os.PathLike[str]) -> pathlib.Path:

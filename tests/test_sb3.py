@@ -12,11 +12,11 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 import ram_env  # noqa: F401  (registers the ids)
 import train_sb3
+from agents.checkpoint import atomic_write
 from agents.sb3 import (
     GlimpseSB3VecEnv,
     ValidationCallback,
     algorithm_class,
-    atomic_write,
     evaluate_sb3,
     evaluate_sb3_episodes,
     grid_of,

@@ -68,6 +68,14 @@ class GlimpseConfig:
         _check_choice("split", self.split, SPLITS)
         _check_choice("placement", self.placement, ("center", "random"))
         _check_choice("start", self.start, ("random", "center"))
+        size = self.canvas_size
+        sides = [size] if _is_int(size) else list(size) if isinstance(size, (tuple, list)) else []
+        if len(sides) not in (1, 2) or not all(_is_int(side) for side in sides):
+            raise ValueError(f"canvas_size must be an int or (height, width) ints, got {size!r}")
+        if self.fixed_canvases not in (None, True, False):
+            raise ValueError(
+                f"fixed_canvases must be True, False or None, got {self.fixed_canvases!r}"
+            )
         height, width = self.canvas_shape
         if height < 28 or width < 28:
             raise ValueError(
@@ -82,7 +90,7 @@ class GlimpseConfig:
             ("clutter_size", 1),
         ):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+            if not _is_int(value) or value < low:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if self.clutter_size > 28:
             raise ValueError(f"clutter_size must be at most 28, got {self.clutter_size}")
@@ -99,10 +107,10 @@ class GlimpseConfig:
     @property
     def canvas_shape(self) -> tuple[int, int]:
         """``(height, width)`` of the canvas in pixels."""
-        if isinstance(self.canvas_size, int):
+        if _is_int(self.canvas_size):
             return self.canvas_size, self.canvas_size
         height, width = self.canvas_size
-        return int(height), int(width)
+        return height, width
 
     @property
     def canvas_spec(self) -> CanvasSpec:
@@ -117,6 +125,10 @@ class GlimpseConfig:
     @property
     def uses_fixed_canvases(self) -> bool:
         return self.split == "test" if self.fixed_canvases is None else self.fixed_canvases
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:

@@ -8,7 +8,8 @@ An episode: ``reset`` shows glimpse 1 at the start fixation. Each ``step(locatio
 moves the fixation (clamped to ``[-1, 1]``, as the paper's policy clamps its samples) and shows
 the next glimpse; the label is ignored until step ``n_glimpses``, which scores it (reward 1 if
 right, else 0) and terminates. So an episode has ``n_glimpses`` steps and the agent sees
-``n_glimpses`` glimpses; the location sent with the final label is never looked at.
+``n_glimpses`` glimpses; the location sent with the final label feeds no decision (its glimpse
+is only the final observation).
 """
 
 from __future__ import annotations

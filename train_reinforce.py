@@ -45,7 +45,13 @@ from ram_env.render import episode_figures, save_figures
 from ram_env.vector import GlimpseVectorEnv
 
 #: Settings that may change when a run is resumed; any other difference is an error.
-RESUMABLE_CHANGES = {"epochs", "train_patience", "threads", "plot_every", "resume", "compile"}
+RESUMABLE_CHANGES = {"epochs", "train_patience", "threads", "plot_every", "resume", "compile", "M"}
+#: Integer flags that must be >= 1 when given.
+POSITIVE_INTS = (
+    "n_glimpses", "patch_size", "n_scales", "scale_factor", "glimpse_hidden", "location_hidden",
+    "glimpse_features", "core_size", "policy_hidden", "batch_size", "epochs", "lr_patience",
+    "train_patience", "train_subset", "M", "eval_batch_size", "threads",
+)  # fmt: skip
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -102,7 +108,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--resume", action="store_true", help="continue from last.pt")
     mode.add_argument("--test", action="store_true", help="score a checkpoint on the test split")
     mode.add_argument("--checkpoint", help="with --test: a .pt path (default: the run's best.pt)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for name in POSITIVE_INTS:
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.plot_every < 0:
+        parser.error(f"--plot-every must be >= 0, got {args.plot_every}")
+    if not (args.lr > 0 and args.std > 0):
+        parser.error(f"--lr and --std must be > 0, got {args.lr} and {args.std}")
+    if not 0 < args.valid_size < 1:
+        parser.error(
+            f"--valid-size must be in (0, 1): validation picks the best checkpoint, "
+            f"got {args.valid_size}"
+        )
+    return args
 
 
 def run_config(args: argparse.Namespace) -> dict[str, Any]:

@@ -117,6 +117,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.eval_freq < 0:
+        parser.error(f"--eval-freq must be >= 0, got {args.eval_freq}")
+    if args.val_fraction is not None and not 0 < args.val_fraction < 1:
+        parser.error(
+            "--val-fraction must be in (0, 1): validation picks the best model, "
+            f"got {args.val_fraction}"
+        )
     if args.env_kwargs is not None and not isinstance(args.env_kwargs, dict):
         parser.error("--env-kwargs must be a JSON object")
     if args.env_kwargs and "split" in args.env_kwargs:

@@ -194,7 +194,14 @@ class GlimpseSB3VecEnv(VecEnv):
             if indices is not None:
                 options["indices"] = indices
             observation, _ = self.venv.reset(options=options)
-            obs = self._observation(observation)
+            rows = torch.from_numpy(done_rows).to(self.device)
+            fresh = discrete_observation(
+                {key: value[rows] for key, value in observation.items()},
+                self.venv.core.steps[rows] + 1,
+                self.n_glimpses,
+            )
+            for key, value in fresh.items():
+                obs[key][done_rows] = value
         return obs, step.reward, dones, infos
 
     def close(self) -> None:

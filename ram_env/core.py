@@ -213,11 +213,9 @@ class GlimpseCore:
         self.generator.set_state(state)
         self.seeded = True
 
-    def _sense(self) -> None:
+    def _sense(self, canvases: torch.Tensor, fixations: torch.Tensor) -> torch.Tensor:
         config = self.config
-        self.glimpses = glimpse(
-            self.canvases, self.fixations, config.patch_size, config.n_scales, config.scale_factor
-        )
+        return glimpse(canvases, fixations, config.patch_size, config.n_scales, config.scale_factor)
 
     def reset(
         self,
@@ -260,15 +258,17 @@ class GlimpseCore:
             self.targets = self.labels[indices]
             self.steps = torch.zeros_like(self.steps)
             self.uniform_steps = 0
+            self.glimpses = self._sense(canvases, fixations)
         else:
             self.canvases[rows] = canvases
             self.image_indices[rows] = indices
-            # Out of place: the previous fixations were handed out as an observation.
-            self.fixations = self.fixations.index_put((rows,), fixations)
             self.targets[rows] = self.labels[indices]
             self.steps[rows] = 0
             self.uniform_steps = None
-        self._sense()
+            # Only the new rows are sensed; out of place, as the previous fixations and
+            # glimpses were handed out as an observation.
+            self.fixations = self.fixations.index_put((rows,), fixations)
+            self.glimpses = self.glimpses.index_put((rows,), self._sense(canvases, fixations))
 
     def _check_indices(self, indices: torch.Tensor, count: int) -> None:
         if indices.shape != (count,):
@@ -306,5 +306,5 @@ class GlimpseCore:
         terminated = self.steps >= self.config.n_glimpses
         reward = (terminated & (labels == self.targets)).float()
         self.fixations = locations.to(torch.float32).clamp(-1.0, 1.0)
-        self._sense()
+        self.glimpses = self._sense(self.canvases, self.fixations)
         return reward, terminated

@@ -132,7 +132,7 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             indices = torch.tensor([int(index)])
         self.core.reset(indices=indices)
         self._finished = False
-        self._path = [self.core.fixations[0].cpu().numpy()]
+        self._path = [_to_numpy(self.core.fixations[0])]
         self._answer = None
         return self._observation(), {}
 
@@ -153,7 +153,7 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             info["label"] = int(self.core.targets[0])
             self._answer = label
         else:
-            self._path.append(self.core.fixations[0].cpu().numpy())
+            self._path.append(_to_numpy(self.core.fixations[0]))
         return self._observation(), float(reward[0]), self._finished, False, info
 
     def render(self) -> np.ndarray | None:
@@ -209,6 +209,11 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {
-            "glimpse": self.core.glimpses[0].cpu().numpy(),
-            "location": self.core.fixations[0].cpu().numpy(),
+            "glimpse": _to_numpy(self.core.glimpses[0]),
+            "location": _to_numpy(self.core.fixations[0]),
         }
+
+
+def _to_numpy(tensor: torch.Tensor) -> np.ndarray:
+    """A host copy, on every device: observations never alias the env's state."""
+    return tensor.to("cpu", copy=True).numpy()

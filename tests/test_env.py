@@ -93,6 +93,17 @@ def test_same_seed_same_episode_and_different_seed_differs():
     assert not np.array_equal(first[0]["location"], other[0]["location"])
 
 
+def test_observations_are_copies_not_views_of_the_env_state():
+    env = gym.make("GlimpseMNIST-v0").unwrapped
+    obs, _ = env.reset(seed=0)
+    start = obs["location"].copy()
+    obs["location"][:] = 0.5
+    obs["glimpse"][:] = 1.0
+    assert not np.array_equal(env.core.fixations[0].numpy(), obs["location"])
+    np.testing.assert_array_equal(env._path[0], start)
+    assert not env.core.glimpses.eq(1.0).all()
+
+
 def test_location_is_clamped_and_start_can_be_the_centre():
     env = gym.make("GlimpseMNIST-v0", start="center").unwrapped
     obs, _ = env.reset(seed=0)

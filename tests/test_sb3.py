@@ -299,6 +299,9 @@ def test_cli_rejects_bad_arguments():
         train_sb3.parse_args(["--env-kwargs", '{"split": "test"}'])
     with pytest.raises(SystemExit):
         train_sb3.parse_args(["--test", "a.zip", "--resume", "b.zip"])
+    for bad in (["--val-fraction", "0"], ["--val-fraction", "1"], ["--eval-freq", "-1"]):
+        with pytest.raises(SystemExit):
+            train_sb3.parse_args(bad)
 
 
 def test_bad_grid_and_reset_indices_are_errors_not_rounded():

@@ -124,3 +124,21 @@ def test_unsafe_or_foreign_files_are_refused(tmp_path):
     torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a ram-env checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--valid-size", "0"], "--valid-size"),
+        (["--valid-size", "1.5"], "--valid-size"),
+        (["--train-subset", "-5"], "--train-subset"),
+        (["--batch-size", "0"], "--batch-size"),
+        (["--M", "0"], "--M"),
+        (["--std", "0"], "--std"),
+        (["--plot-every", "-1"], "--plot-every"),
+    ],
+)
+def test_bad_flags_are_refused_by_name(flags, named, capsys):
+    with pytest.raises(SystemExit):
+        train_reinforce.parse_args(flags)
+    assert named in capsys.readouterr().err

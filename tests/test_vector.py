@@ -7,6 +7,7 @@ import torch
 from gymnasium.vector import AutoresetMode
 
 import ram_env  # noqa: F401  (registers the ids)
+from ram_env.sensor import glimpse
 from ram_env.vector import GlimpseVectorEnv
 
 
@@ -100,17 +101,26 @@ def test_disabled_autoreset_refuses_finished_envs_and_resets_by_mask():
         envs.step(actions(4, 2))
 
 
-def test_an_index_sweep_sees_every_test_image_exactly_once():
-    envs = make_vec(num_envs=32, split="test", n_glimpses=1)
-    num_images = envs.core.num_images
-    seen = []
-    for start in range(0, num_images, 32):
-        indices = torch.arange(start, min(start + 32, num_images))
-        indices = torch.cat([indices, indices[-1:].expand(32 - len(indices))])
-        envs.reset(seed=0, options={"indices": indices})
-        seen.append(envs.core.image_indices[: min(32, num_images - start)])
-    seen = torch.cat(seen)
-    assert sorted(seen.tolist()) == list(range(num_images))
+def test_a_partial_reset_senses_only_its_rows_and_keeps_earlier_observations():
+    envs = make_vec("GlimpseClutteredMNIST-v0", num_envs=4)
+    envs.reset(seed=0)
+    obs, *_ = envs.step(actions(4, 0))
+    handed_out = {key: value.clone() for key, value in obs.items()}
+    mask = torch.tensor([False, True, False, True])
+    new_obs, _ = envs.reset(options={"reset_mask": mask, "indices": torch.tensor([7, 8])})
+    for key, value in obs.items():  # the observation handed out before is not overwritten
+        assert torch.equal(value, handed_out[key])
+        assert torch.equal(new_obs[key][~mask], handed_out[key][~mask])
+        assert not torch.equal(new_obs[key][mask], handed_out[key][mask])
+    config = envs.config
+    fresh = glimpse(
+        envs.core.canvases[mask],
+        new_obs["location"][mask],
+        config.patch_size,
+        config.n_scales,
+        config.scale_factor,
+    )
+    assert torch.equal(new_obs["glimpse"][mask], fresh)
 
 
 def test_seeding_is_reproducible():

@@ -140,7 +140,7 @@ def _read_run_json(checkpoint: str) -> dict[str, Any] | None:
 
 def write_run_json(run_dir: pathlib.Path, meta: dict[str, Any]) -> None:
     """Write ``<run_dir>/run.json`` atomically (a crash leaves the old or the new file)."""
-    from agents.checkpoint import atomic_write
+    from ram_env.atomic import atomic_write
 
     text = json.dumps(meta, indent=2).encode()
     atomic_write(run_dir / "run.json", lambda file: file.write(text))

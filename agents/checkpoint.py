@@ -2,49 +2,28 @@
 
 A checkpoint is a dict of tensors and plain Python values only (so ``torch.load`` can refuse
 anything else): ``model``, ``optimizer``, ``scheduler`` (state dicts), ``rng`` (generator
-states), ``epoch`` (epochs completed), ``best_accuracy``, ``history`` (one dict per epoch) and
-``config`` (every training setting, see ``train_reinforce.py``).
+states), ``epoch`` (epochs completed), ``best_accuracy``, ``best_epoch``, ``history`` (one dict
+per epoch) and ``config`` (every training setting, see ``train_reinforce.py``).
 """
 
 from __future__ import annotations
 
 import os
 import pathlib
-import tempfile
-from collections.abc import Callable
-from typing import IO, Any
+from typing import Any
 
 import torch
 
 from agents.ram import RAM, RAMConfig
+from ram_env.atomic import atomic_write
 
-__all__ = ["CheckpointError", "atomic_write", "load_agent", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CheckpointError", "load_agent", "load_checkpoint", "save_checkpoint"]
 
 REQUIRED_KEYS = ("model", "config", "epoch")
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be used: missing, corrupt, unsafe or from another setting."""
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None]) -> None:
-    """Write a file atomically: ``write(file)`` fills a temporary file in ``path``'s folder,
-    which is flushed to disk and renamed over ``path`` (``os.replace``).
-
-    A crash or an exception at any moment leaves either the old file or the new one, never a
-    partial file; the temporary file is removed on an exception.
-    """
-    path = pathlib.Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            write(file)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        pathlib.Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def save_checkpoint(payload: dict[str, Any], path: str | os.PathLike[str]) -> None:

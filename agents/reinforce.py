@@ -25,7 +25,7 @@ from torch.distributions import Normal
 from torch.nn import functional as F
 
 from agents.ram import RAM
-from ram_env.vector import GlimpseVectorEnv
+from ram_env.vector import GlimpseVectorEnv, index_sweep
 
 __all__ = ["Rollout", "compile_step", "evaluate", "hybrid_loss", "rollout", "train_epoch"]
 
@@ -142,7 +142,7 @@ def train_epoch(
 
     A last partial batch is dropped (a fresh shuffle each epoch drops different images).
     ``on_batch(images)`` is called after every batch (progress bars). Returns the epoch means
-    of the loss terms, ``accuracy``, ``reward``, and fixation statistics: ``fixation_abs``
+    of the loss terms, ``accuracy`` (= mean reward), and fixation statistics: ``fixation_abs``
     (mean ``|l|`` per coordinate) and ``fixation_border`` (fraction of fixations at a border).
     """
     model.train()
@@ -159,8 +159,7 @@ def train_epoch(
         optimizer.step()
         stats = {
             **{name: value.detach() for name, value in losses.items()},
-            "accuracy": (episodes.log_probs.argmax(-1) == episodes.targets).float().mean(),
-            "reward": episodes.reward.mean(),
+            "accuracy": episodes.reward.mean(),  # the answer is the argmax: reward 1 iff right
             "fixation_abs": episodes.fixations.abs().mean(),
             "fixation_border": (episodes.fixations.abs() >= 1.0).any(-1).float().mean(),
         }
@@ -195,12 +194,9 @@ def evaluate(
     model.eval()
     chunk = env.num_envs // samples
     correct = torch.zeros((), device=env.device)
-    for start in range(0, len(indices), chunk):
-        images = indices[start : start + chunk]
-        valid = len(images)
-        padded = torch.cat([images, images[-1:].expand(chunk - valid)])
+    for images, valid in index_sweep(indices, chunk):
         episodes = rollout(
-            model, env, padded.repeat(samples), std, generator, sample=not mean_policy
+            model, env, images.repeat(samples), std, generator, sample=not mean_policy
         )
         probs = episodes.log_probs.exp().view(samples, chunk, -1).mean(dim=0)
         predicted = probs.argmax(dim=-1)[:valid]

@@ -32,10 +32,10 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
-from agents.checkpoint import atomic_write
+from ram_env.atomic import atomic_write
 from ram_env.core import NUM_CLASSES
 from ram_env.datasets import holdout_split
-from ram_env.vector import GlimpseVectorEnv
+from ram_env.vector import GlimpseVectorEnv, index_sweep
 from ram_env.wrappers import (
     check_grid,
     discrete_action_space,
@@ -351,10 +351,8 @@ def evaluate_sb3_episodes(
     n_envs = min(n_envs, total)
     vec = make_sb3_vec_env(env_id, n_envs, grid, device, seed=seed, **env_kwargs)
     correct = np.zeros(total, dtype=bool)
-    for start in range(0, total, n_envs):
-        batch = indices[start : start + n_envs]
-        count = batch.numel()
-        padded = torch.cat([batch, batch[:1].repeat(n_envs - count)]).tolist()
+    for number, (batch, count) in enumerate(index_sweep(indices, n_envs)):
+        start, padded = number * n_envs, batch.tolist()
         vec.set_options([{"index": index} for index in padded])
         obs = vec.reset()
         state = None

@@ -68,7 +68,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--env", default="GlimpseMNIST-v0")
     parser.add_argument("--n-envs", type=int, nargs="+", default=[16, 256])
-    parser.add_argument("--algos", nargs="+", default=["ppo", "recurrent-ppo"])
+    parser.add_argument(
+        "--algos",
+        nargs="+",
+        default=["ppo", "recurrent-ppo"],
+        choices=["ppo", "recurrent-ppo"],
+        help="on-policy algorithms (their rollout collection is what is timed)",
+    )
     parser.add_argument("--grid", type=int, default=4)
     parser.add_argument("--transitions", type=int, default=4096, help="per measurement")
     parser.add_argument("--device", default="cpu", help="model device")

@@ -20,12 +20,10 @@ import numpy as np
 import torch
 
 from ram_env.canvas import CanvasSpec, fixed_key, make_canvases
-from ram_env.datasets import DATASET_NAMES, SPLITS, load_split
+from ram_env.datasets import DATASET_NAMES, NUM_CLASSES, SPLITS, check_choice, load_split
 from ram_env.sensor import glimpse
 
 __all__ = ["NUM_CLASSES", "GlimpseConfig", "GlimpseCore", "resolve_device"]
-
-NUM_CLASSES = 10
 
 
 @dataclass(frozen=True)
@@ -65,10 +63,10 @@ class GlimpseConfig:
     data_root: str | None = None
 
     def __post_init__(self) -> None:
-        _check_choice("dataset", self.dataset, DATASET_NAMES)
-        _check_choice("split", self.split, SPLITS)
-        _check_choice("placement", self.placement, ("center", "random"))
-        _check_choice("start", self.start, ("random", "center"))
+        check_choice("dataset", self.dataset, DATASET_NAMES)
+        check_choice("split", self.split, SPLITS)
+        check_choice("placement", self.placement, ("center", "random"))
+        check_choice("start", self.start, ("random", "center"))
         size = self.canvas_size
         sides = [size] if _is_int(size) else list(size) if isinstance(size, (tuple, list)) else []
         if len(sides) not in (1, 2) or not all(_is_int(side) for side in sides):
@@ -130,11 +128,6 @@ class GlimpseConfig:
 
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise ValueError(f"{name} must be one of {list(choices)}, got {value!r}")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:

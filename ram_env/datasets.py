@@ -44,7 +44,6 @@ import math
 import os
 import pathlib
 import pickle
-import secrets
 import shlex
 import socket
 import subprocess
@@ -58,12 +57,16 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch
 
+from ram_env.atomic import atomic_write
+
 __all__ = [
     "DATASET_NAMES",
+    "NUM_CLASSES",
     "SPLITS",
     "CorruptDataError",
     "DatasetNotFoundError",
     "RestrictedUnpickler",
+    "check_choice",
     "data_root",
     "fetch",
     "holdout_split",
@@ -143,8 +146,8 @@ def load_split(
     Raises ValueError for an unknown name or split, CorruptDataError for a corrupt cache or
     source file, DatasetNotFoundError when no route can provide the data.
     """
-    _check_choice("dataset name", name, DATASET_NAMES)
-    _check_choice("split", split, SPLITS)
+    check_choice("dataset name", name, DATASET_NAMES)
+    check_choice("split", split, SPLITS)
     tensors = _load_tensors(name, data_root(root).resolve())
     return tensors[f"{split}_images"], tensors[f"{split}_labels"]
 
@@ -161,9 +164,25 @@ def fetch(
     return _fetch(name, data_root(root), download=download)[0]
 
 
-def _check_choice(what: str, value: str, valid: Sequence[str]) -> None:
+def holdout_split(num_images: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(train, held_out)`` image indices of a split: the last ``round(fraction * num_images)``
+    images are held out (for MNIST's training split and 0.1: images 54000-59999), the same for
+    every agent and seed, so validation scores compare."""
+    if not 0.0 <= fraction < 1.0:
+        raise ValueError(f"the held-out fraction must be in [0, 1), got {fraction}")
+    n_held = round(fraction * num_images)
+    if fraction > 0 and n_held == 0:
+        n_held = 1
+    if n_held >= num_images:
+        raise ValueError(f"holding out {n_held} of {num_images} images leaves none to train on")
+    cut = num_images - n_held
+    return torch.arange(cut), torch.arange(cut, num_images)
+
+
+def check_choice(what: str, value: object, valid: Sequence[str]) -> None:
+    """A ``ValueError`` naming ``what``, the bad ``value`` and the ``valid`` ones."""
     if value not in valid:
-        raise ValueError(f"unknown {what} {value!r}; valid: {', '.join(map(repr, valid))}")
+        raise ValueError(f"{what} must be one of {list(valid)}, got {value!r}")
 
 
 def _cache_path(name: str, root: pathlib.Path) -> pathlib.Path:
@@ -183,7 +202,7 @@ def _load_tensors(name: str, root: pathlib.Path) -> dict[str, torch.Tensor]:
 
 def _fetch(name: str, root: pathlib.Path, *, download: bool) -> tuple[pathlib.Path, str]:
     """Like :func:`fetch`, also returning a description of the route that provided the data."""
-    _check_choice("dataset name", name, DATASET_NAMES)
+    check_choice("dataset name", name, DATASET_NAMES)
     cache = _cache_path(name, root)
     if cache.exists():
         _read_cache(cache)
@@ -226,23 +245,11 @@ def _digest(arrays: Arrays) -> str:
 
 
 def _write_cache(path: pathlib.Path, arrays: Arrays) -> None:
-    """Validate ``arrays`` and write them with their digest to ``path`` atomically.
-
-    The data goes to a new temporary file next to ``path`` (created with the umask's
-    permissions), which then replaces ``path``; readers never see a partial file.
-    """
+    """Validate ``arrays`` and write them with their digest to ``path`` (``atomic_write``)."""
     _validate_arrays(arrays, f"data for {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("xb") as f:
-            np.savez(f, **arrays, **{_DIGEST_KEY: np.array(_digest(arrays))})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    digest = {_DIGEST_KEY: np.array(_digest(arrays))}
+    atomic_write(path, lambda file: np.savez(file, **arrays, **digest))
 
 
 def _read_cache(path: pathlib.Path) -> Arrays:
@@ -648,18 +655,3 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-
-
-def holdout_split(num_images: int, fraction: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(train, held_out)`` image indices of a split: the last ``round(fraction * num_images)``
-    images are held out (for MNIST's training split and 0.1: images 54000-59999), the same for
-    every agent and seed, so validation scores compare."""
-    if not 0.0 <= fraction < 1.0:
-        raise ValueError(f"the held-out fraction must be in [0, 1), got {fraction}")
-    n_held = round(fraction * num_images)
-    if fraction > 0 and n_held == 0:
-        n_held = 1
-    if n_held >= num_images:
-        raise ValueError(f"holding out {n_held} of {num_images} images leaves none to train on")
-    cut = num_images - n_held
-    return torch.arange(cut), torch.arange(cut, num_images)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import torch
@@ -12,7 +12,7 @@ from gymnasium.vector.utils import batch_space
 from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore, resolve_device
 from ram_env.env import check_render_mode, glimpse_spaces
 
-__all__ = ["GlimpseVectorEnv"]
+__all__ = ["GlimpseVectorEnv", "index_sweep"]
 
 
 class GlimpseVectorEnv(VectorEnv):
@@ -234,3 +234,18 @@ def _raise_for_rows(bad: torch.Tensor, what: str) -> None:
         shown = rows[:10].tolist()
         more = f" and {rows.numel() - 10} more" if rows.numel() > 10 else ""
         raise ValueError(f"{what} in sub-env(s) {shown}{more}")
+
+
+def index_sweep(indices: torch.Tensor, batch: int) -> Iterator[tuple[torch.Tensor, int]]:
+    """Play each image of ``indices`` (int64 ``[n]``) once with ``batch`` sub-envs.
+
+    Yields ``(batch_indices, count)`` in order: ``batch_indices`` has exactly ``batch``
+    entries (for ``reset(options={"indices": ...})``), of which the first ``count`` are the
+    next images of ``indices``; the last batch is padded by repeating its last image, whose
+    extra results the caller drops.
+    """
+    if batch < 1:
+        raise ValueError(f"batch must be >= 1, got {batch}")
+    for start in range(0, len(indices), batch):
+        chunk = indices[start : start + batch]
+        yield torch.cat([chunk, chunk[-1:].expand(batch - len(chunk))]), len(chunk)

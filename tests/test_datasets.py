@@ -110,7 +110,7 @@ def test_data_root_precedence(monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib
     ],
 )
 def test_unknown_name_or_split_raises_value_error(call) -> None:
-    with pytest.raises(ValueError, match=r"unknown .*'(cifar|valid)'; valid: '"):
+    with pytest.raises(ValueError, match=r"must be one of \[.*\], got '(cifar|valid)'"):
         call()
 
 

@@ -12,7 +12,6 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
 
 import ram_env  # noqa: F401  (registers the ids)
 import train_sb3
-from agents.checkpoint import atomic_write
 from agents.sb3 import (
     GlimpseSB3VecEnv,
     ValidationCallback,
@@ -23,6 +22,7 @@ from agents.sb3 import (
     make_sb3_vec_env,
     save_model,
 )
+from ram_env.atomic import atomic_write
 from ram_env.datasets import holdout_split, load_split
 from ram_env.wrappers import grid_centres, make_discrete_env
 

@@ -8,7 +8,7 @@ from gymnasium.vector import AutoresetMode
 
 import ram_env  # noqa: F401  (registers the ids)
 from ram_env.sensor import glimpse
-from ram_env.vector import GlimpseVectorEnv
+from ram_env.vector import GlimpseVectorEnv, index_sweep
 
 
 def make_vec(env_id="GlimpseMNIST-v0", num_envs=4, **kwargs):
@@ -121,6 +121,19 @@ def test_a_partial_reset_senses_only_its_rows_and_keeps_earlier_observations():
         config.scale_factor,
     )
     assert torch.equal(new_obs["glimpse"][mask], fresh)
+
+
+@pytest.mark.parametrize(("num_images", "batch"), [(10, 4), (8, 4), (3, 5), (1, 1)])
+def test_an_index_sweep_plays_every_image_exactly_once_in_full_batches(num_images, batch):
+    indices = torch.arange(100, 100 + num_images)
+    sweep = list(index_sweep(indices, batch))
+    assert all(len(chunk) == batch for chunk, _ in sweep)
+    real = torch.cat([chunk[:count] for chunk, count in sweep])
+    assert real.tolist() == indices.tolist()
+    padding = torch.cat([chunk[count:] for chunk, count in sweep])
+    assert set(padding.tolist()) <= {indices[-1].item()}
+    with pytest.raises(ValueError, match="batch"):
+        list(index_sweep(indices, 0))
 
 
 def test_seeding_is_reproducible():

@@ -39,18 +39,18 @@ from agents.checkpoint import (
 )
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import compile_step, evaluate, train_epoch
-from ram_env.core import resolve_device
+from ram_env.core import GlimpseConfig, resolve_device
 from ram_env.datasets import holdout_split
 from ram_env.render import episode_figures, save_figures
 from ram_env.vector import GlimpseVectorEnv
 
 #: Settings that may change when a run is resumed; any other difference is an error.
 RESUMABLE_CHANGES = {"epochs", "train_patience", "threads", "plot_every", "resume", "compile", "M"}
-#: Integer flags that must be >= 1 when given.
+#: Integer flags that must be >= 1 when given (the retina flags are ``GlimpseConfig``'s to check).
 POSITIVE_INTS = (
-    "n_glimpses", "patch_size", "n_scales", "scale_factor", "glimpse_hidden", "location_hidden",
-    "glimpse_features", "core_size", "policy_hidden", "batch_size", "epochs", "lr_patience",
-    "train_patience", "train_subset", "M", "eval_batch_size", "threads",
+    "glimpse_hidden", "location_hidden", "glimpse_features", "core_size", "policy_hidden",
+    "batch_size", "epochs", "lr_patience", "train_patience", "train_subset", "M",
+    "eval_batch_size", "threads",
 )  # fmt: skip
 
 
@@ -117,6 +117,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error(f"--plot-every must be >= 0, got {args.plot_every}")
     if not (args.lr > 0 and args.std > 0):
         parser.error(f"--lr and --std must be > 0, got {args.lr} and {args.std}")
+    try:
+        GlimpseConfig.from_kwargs(task_kwargs(args))
+    except ValueError as error:
+        parser.error(str(error))
     if not 0 < args.valid_size < 1:
         parser.error(
             f"--valid-size must be in (0, 1): validation picks the best checkpoint, "
@@ -125,12 +129,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def run_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Every setting of the run as plain values (stored in checkpoints)."""
-    env_kwargs = dict(ram_env.TASKS[args.env])
+def task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
+    """The task's ``gymnasium.make`` kwargs: the env id's defaults and the retina flags given."""
+    kwargs = dict(ram_env.TASKS[args.env])
     for name in ("n_glimpses", "patch_size", "n_scales", "scale_factor"):
         if getattr(args, name) is not None:
-            env_kwargs[name] = getattr(args, name)
+            kwargs[name] = getattr(args, name)
+    return kwargs
+
+
+def run_config(args: argparse.Namespace) -> dict[str, Any]:
+    """Every setting of the run as plain values (stored in checkpoints)."""
+    env_kwargs = task_kwargs(args)
     patch = env_kwargs["patch_size"]
     model = RAMConfig(
         glimpse_shape=(env_kwargs.get("n_scales", 1), patch, patch),

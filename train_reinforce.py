@@ -46,6 +46,28 @@ from ram_env.vector import GlimpseVectorEnv
 
 #: Settings that may change when a run is resumed; any other difference is an error.
 RESUMABLE_CHANGES = {"epochs", "train_patience", "threads", "plot_every", "resume", "compile", "M"}
+#: Flags a ``--test`` run applies: how the checkpoint is found, scored and on what.
+TEST_FLAGS = {
+    "test", "checkpoint", "run_name", "ckpt_dir", "M", "eval_batch_size", "seed", "device",
+    "threads", "std", "n_glimpses",
+}  # fmt: skip
+#: Where a ``--test`` run finds the checkpoint's value of a model or task flag; every other
+#: flag not in ``TEST_FLAGS`` is under its own name in the saved run settings. A ``--test``
+#: run accepts those flags only with the checkpoint's own values: they cannot change a trained
+#: network, and a silently ignored flag would misreport what was scored.
+CHECKPOINT_FLAGS = {
+    "env": lambda saved: saved["env"],
+    "core": lambda saved: saved["model"]["core"],
+    "patch_size": lambda saved: saved["env_kwargs"]["patch_size"],
+    "n_scales": lambda saved: saved["env_kwargs"].get("n_scales", 1),
+    "scale_factor": lambda saved: saved["env_kwargs"].get("scale_factor", 2),
+    **{
+        name: (lambda saved, name=name: saved["model"][name])
+        for name in (
+            "glimpse_hidden", "location_hidden", "glimpse_features", "core_size", "policy_hidden"
+        )
+    },
+}  # fmt: skip
 #: Integer flags that must be >= 1 when given (the retina flags are ``GlimpseConfig``'s to check).
 POSITIVE_INTS = (
     "glimpse_hidden", "location_hidden", "glimpse_features", "core_size", "policy_hidden",
@@ -109,6 +131,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--test", action="store_true", help="score a checkpoint on the test split")
     mode.add_argument("--checkpoint", help="with --test: a .pt path (default: the run's best.pt)")
     args = parser.parse_args(argv)
+    args.given = explicit_flags(parser, argv)
     for name in POSITIVE_INTS:
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -127,6 +150,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             f"got {args.valid_size}"
         )
     return args
+
+
+def explicit_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
+    """The destinations of the flags written on the command line (not left at a default)."""
+    defaults = {action.dest: action.default for action in parser._actions}
+    try:
+        for action in parser._actions:
+            action.default = argparse.SUPPRESS
+        return set(vars(parser.parse_args(argv))) - {"help"}
+    finally:
+        for action in parser._actions:
+            action.default = defaults[action.dest]
 
 
 def task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
@@ -155,7 +190,8 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
         f"ram_{args.env.removesuffix('-v0')}_{env_kwargs['n_glimpses']}x{env_kwargs['patch_size']}"
         f"_{args.core}"
     )
-    config = {key: value for key, value in vars(args).items() if key not in ("test", "checkpoint")}
+    skip = ("test", "checkpoint", "given")
+    config = {key: value for key, value in vars(args).items() if key not in skip}
     config.update(run_name=name, env_kwargs=env_kwargs, model=model.to_dict())
     config["ckpt_dir"] = args.ckpt_dir or f"runs/{name}"
     config["log_dir"] = args.log_dir or config["ckpt_dir"]
@@ -228,28 +264,58 @@ def maybe_compile(model: RAM, setting: str, device: torch.device, batch: int) ->
         warnings.warn(f"torch.compile failed, training without it: {error}", stacklevel=2)
 
 
+def test_settings(args: argparse.Namespace, saved: dict, path: pathlib.Path) -> dict[str, Any]:
+    """The checkpoint's run settings with the test flags given applied (``--std``,
+    ``--n-glimpses``); any other flag given with another value than the checkpoint's raises
+    ``CheckpointError`` naming both (it could not change what is scored). After training
+    (no ``--test``) the flags are the run's own and are not checked again."""
+    for name in sorted(args.given - TEST_FLAGS) if args.test else ():
+        trained = CHECKPOINT_FLAGS.get(name, lambda saved, name=name: saved.get(name))(saved)
+        if getattr(args, name) != trained:
+            flag = "--" + name.replace("_", "-")
+            raise CheckpointError(
+                f"{flag} {getattr(args, name)!r} cannot apply to --test of {path}: it was "
+                f"trained with {flag} {trained!r} (drop the flag, or test another checkpoint)"
+            )
+    settings = {**saved, "env_kwargs": dict(saved["env_kwargs"])}
+    if args.test and "std" in args.given:
+        settings["std"] = args.std
+    if args.test and "n_glimpses" in args.given:
+        settings["env_kwargs"]["n_glimpses"] = args.n_glimpses
+    return settings
+
+
 def test(args: argparse.Namespace, config: dict, device: torch.device) -> dict[str, float]:
     """Test error (%) of a checkpoint over the whole test split, each image exactly once:
-    sampled policy with M=1 and M=--M (probabilities averaged), and the mean policy."""
+    sampled policy with M=1 and M=--M (probabilities averaged), and the mean policy.
+
+    One number per ``--seed``: start fixations and policy noise are keyed by image, sample and
+    seed (``agents.reinforce.evaluate``), whatever ``--M`` and ``--eval-batch-size``."""
     path = pathlib.Path(args.checkpoint or pathlib.Path(config["ckpt_dir"]) / "best.pt")
     model, payload = load_agent(path, device)
-    saved = payload["config"]
+    saved = test_settings(args, payload["config"], path)
     env = make_env(saved, "test", args.eval_batch_size * args.M, device)
-    env.reset(seed=args.seed)
-    generator = torch.Generator(device).manual_seed(args.seed)
     indices = torch.arange(env.unwrapped.core.num_images, device=device)
     settings = {"M=1": (1, False), f"M={args.M}": (args.M, False), "mean policy": (1, True)}
     errors = {}
     for label, (samples, mean_policy) in settings.items():
-        accuracy = evaluate(model, env, indices, samples, saved["std"], generator, mean_policy)
+        accuracy = evaluate(model, env, indices, samples, saved["std"], args.seed, mean_policy)
         errors[label] = round(100.0 * (1.0 - accuracy), 3)
+    glimpses = saved["env_kwargs"]["n_glimpses"]
     print(
         f"{saved['env']}: test error (%) over {len(indices)} images, {path} "
-        f"(epoch {payload['epoch']}):"
+        f"(epoch {payload['epoch']}), {glimpses} glimpses, std {saved['std']}, seed {args.seed}:"
     )
     for label, error in errors.items():
         print(f"  {label:>12}  {error:.2f}")
-    result = {"checkpoint": str(path), "epoch": payload["epoch"], "test_error": errors}
+    result = {
+        "checkpoint": str(path),
+        "epoch": payload["epoch"],
+        "n_glimpses": glimpses,
+        "std": saved["std"],
+        "seed": args.seed,
+        "test_error": errors,
+    }
     (path.parent / "test.json").write_text(json.dumps(result, indent=1))
     return errors
 
@@ -327,7 +393,7 @@ def train(config: dict, device: torch.device) -> None:
             )
         seconds = time.perf_counter() - start
         valid_accuracy = evaluate(
-            model, valid_env, valid_images, 1, config["std"], noise, mean_policy=True
+            model, valid_env, valid_images, 1, config["std"], config["seed"] + 1, mean_policy=True
         )
         if config["lr_schedule"] == "cosine":
             scheduler.step()

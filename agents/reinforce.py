@@ -25,7 +25,12 @@ from torch.distributions import Normal
 from torch.nn import functional as F
 
 from agents.ram import RAM
+from ram_env.canvas import episode_key, hash_normal
 from ram_env.vector import GlimpseVectorEnv, index_sweep
+
+#: First random stream of an evaluation episode's key used for the policy noise (the env uses
+#: streams 0 and 1 of the same key for the start fixation).
+NOISE_STREAM = 1000
 
 __all__ = ["Rollout", "compile_step", "evaluate", "hybrid_loss", "rollout", "train_epoch"]
 
@@ -74,16 +79,25 @@ def rollout(
     env: GlimpseVectorEnv,
     indices: torch.Tensor,
     std: float,
-    generator: torch.Generator,
-    sample: bool = True,
+    noise: torch.Generator | torch.Tensor | None,
+    samples: torch.Tensor | int = 0,
 ) -> Rollout:
     """Play one episode in every sub-env of ``env`` on images ``indices`` (int64 ``[B]``).
 
-    ``sample=False`` follows the mean policy ``mu_t`` instead of ``N(mu_t, std^2)``.
+    Args:
+        model, env: the agent and a ``GlimpseVectorEnv`` of ``B`` sub-envs.
+        indices: int64 ``[B]`` images of the env's split.
+        std: the location policy's standard deviation (fraction of the half-width).
+        noise: where the policy noise comes from: a ``torch.Generator`` (training), int64
+            ``[B]`` episode keys (``ram_env.canvas.episode_key``: the noise of episode ``b`` at
+            step ``t`` is then a pure function of its key, so an evaluation does not depend on
+            the batch layout), or ``None`` for the mean policy ``mu_t``.
+        samples: int or int64 ``[B]``, each episode's sample number (the env's ``"samples"``
+            reset option: it keys the start fixation on fixed canvases).
     """
     batch, device = env.num_envs, env.device
     torch.compiler.cudagraph_mark_step_begin()  # earlier episodes' CUDA-graph outputs are free
-    obs, _ = env.reset(options={"indices": indices})
+    obs, _ = env.reset(options={"indices": indices, "samples": samples})
     state = model.initial_state(batch, device)
     no_answer = torch.zeros(batch, dtype=torch.int64, device=device)
     log_pi, baselines, fixations = [], [], []
@@ -94,9 +108,12 @@ def rollout(
             break
         mean = model.location_mean(state[0])
         location = mean.detach()
-        if sample:
-            noise = torch.randn(mean.shape, generator=generator, device=device)
-            location = location + std * noise
+        if isinstance(noise, torch.Generator):
+            location = location + std * torch.randn(mean.shape, generator=noise, device=device)
+        elif noise is not None:
+            stream = NOISE_STREAM + 2 * t
+            draw = torch.stack([hash_normal(noise, stream), hash_normal(noise, stream + 1)], 1)
+            location = location + std * draw
         log_pi.append(Normal(mean, std).log_prob(location).sum(dim=-1))
         baselines.append(model.baseline(state[0]))
         obs, _, _, _, _ = env.step({"location": location, "label": no_answer})
@@ -177,7 +194,7 @@ def evaluate(
     indices: torch.Tensor,
     samples: int,
     std: float,
-    generator: torch.Generator,
+    seed: int,
     mean_policy: bool = False,
 ) -> float:
     """Accuracy over the images ``indices``, each seen exactly once.
@@ -186,18 +203,25 @@ def evaluate(
     class probabilities of the ``M`` episodes are averaged before the argmax. ``mean_policy``
     follows ``mu_t`` instead (then ``samples`` must be 1). ``env.num_envs`` must be a multiple
     of ``samples``; the last chunk is padded with repeats whose results are dropped.
+
+    On fixed canvases (the test split, fixed validation canvases) the result is one number per
+    ``seed``: episode ``m`` of image ``i`` starts at a fixation keyed by ``(i, m, seed)`` (the
+    env is reset with ``seed``) and draws its policy noise from the same key, so neither the
+    batch size nor ``samples`` nor the order of ``indices`` changes what any episode sees.
     """
     if env.num_envs % samples:
         raise ValueError(f"num_envs={env.num_envs} is not a multiple of samples={samples}")
     if mean_policy and samples != 1:
         raise ValueError("the mean policy is deterministic: use samples=1")
     model.eval()
+    env.reset(seed=seed)  # keys the start fixations of fixed canvases
     chunk = env.num_envs // samples
+    sample_ids = torch.arange(samples, device=env.device).repeat_interleave(chunk)
     correct = torch.zeros((), device=env.device)
     for images, valid in index_sweep(indices, chunk):
-        episodes = rollout(
-            model, env, images.repeat(samples), std, generator, sample=not mean_policy
-        )
+        images = images.repeat(samples)
+        keys = None if mean_policy else episode_key(images, sample_ids, seed)
+        episodes = rollout(model, env, images, std, keys, samples=sample_ids)
         probs = episodes.log_probs.exp().view(samples, chunk, -1).mean(dim=0)
         predicted = probs.argmax(dim=-1)[:valid]
         correct += (predicted == episodes.targets[:valid]).sum()

@@ -149,9 +149,8 @@ def run_ram(args: argparse.Namespace) -> dict[str, Any]:
     test_env = train_reinforce.make_env(config, "test", ram_args.eval_batch_size, device)
     test_env.reset(seed=seed)
     indices = torch.arange(test_env.unwrapped.core.num_images, device=device)
-    generator = torch.Generator(device).manual_seed(seed)
-    mean = evaluate(model, test_env, indices, 1, std, generator, mean_policy=True)
-    sampled = evaluate(model, test_env, indices, 1, std, generator)
+    mean = evaluate(model, test_env, indices, 1, std, seed, mean_policy=True)
+    sampled = evaluate(model, test_env, indices, 1, std, seed)
     test_env.close()
     episodes = batches * batch
     steps = episodes * config["env_kwargs"]["n_glimpses"]

@@ -24,8 +24,12 @@ import torch
 __all__ = [
     "FIXED_CANVAS_SEED",
     "CanvasSpec",
+    "episode_key",
     "fixed_key",
+    "fold_seed",
+    "hash_normal",
     "hash_uniform",
+    "hash_unit",
     "make_canvases",
 ]
 
@@ -60,9 +64,60 @@ def hash_uniform(keys: torch.Tensor, stream: int, high: int | torch.Tensor) -> t
     return _mix32(x ^ 0x5BD1E995) % high
 
 
+def hash_unit(keys: torch.Tensor, stream: int) -> torch.Tensor:
+    """Uniform floats in ``[0, 1)`` on a grid of ``2**-24``, a pure function of ``(key, stream)``.
+
+    Args:
+        keys: int64 ``[...]`` in ``[0, 2**31)``.
+        stream: which independent draw of the key (a non-negative int).
+
+    Returns:
+        float32 ``[...]`` (exact: 24-bit integers scaled by ``2**-24``).
+    """
+    return hash_uniform(keys, stream, 1 << 24).to(torch.float32) * (1.0 / (1 << 24))
+
+
+def hash_normal(keys: torch.Tensor, stream: int) -> torch.Tensor:
+    """Standard normal floats, a pure function of ``(key, stream)`` (Box-Muller).
+
+    Uses the uniform streams ``2 * stream`` and ``2 * stream + 1`` of each key.
+
+    Returns:
+        float32, the shape of ``keys``.
+    """
+    radius = torch.sqrt(-2.0 * torch.log1p(-hash_unit(keys, 2 * stream)))  # 1 - u in (0, 1]
+    return radius * torch.cos((2.0 * torch.pi) * hash_unit(keys, 2 * stream + 1))
+
+
 def fixed_key(indices: torch.Tensor) -> torch.Tensor:
     """The key of fixed canvas ``i`` (int64 ``[B]`` -> int64 ``[B]`` in ``[0, 2**31)``)."""
     return _mix32((indices * 0x9E3779B + FIXED_CANVAS_SEED) & _MASK32) >> 1
+
+
+def fold_seed(seed: int) -> int:
+    """A non-negative int seed folded to 32 bits (both halves of a 64-bit seed count)."""
+    if seed < 0 or seed >= 2**64:
+        raise ValueError(f"seed must be in [0, 2**64), got {seed}")
+    return (seed ^ (seed >> 32)) & _MASK32
+
+
+def episode_key(indices: torch.Tensor, samples: torch.Tensor, seed: int) -> torch.Tensor:
+    """The key of sampled episode ``m`` of fixed image ``i`` under ``seed``.
+
+    A pure function of ``(i, m, seed)``: on a fixed split the start fixation of an episode
+    (and an evaluation's policy noise) is drawn from it, so a score does not depend on the
+    batch size, the number of samples ``M``, the order of evaluation or the agent.
+
+    Args:
+        indices: int64 ``[B]`` image indices.
+        samples: int64 ``[B]`` (or broadcastable) sample numbers ``m >= 0``.
+        seed: a non-negative int (folded with ``fold_seed``).
+
+    Returns:
+        int64 ``[B]`` in ``[0, 2**31)``.
+    """
+    salt = _mix32((samples * 0x27D4EB2F + fold_seed(seed) * 0x165667B1 + 0x3C6EF372) & _MASK32)
+    return _mix32((fixed_key(indices) ^ salt) & _MASK32) >> 1
 
 
 @dataclass(frozen=True)

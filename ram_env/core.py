@@ -19,9 +19,9 @@ from dataclasses import dataclass, fields
 import numpy as np
 import torch
 
-from ram_env.canvas import CanvasSpec, fixed_key, make_canvases
+from ram_env.canvas import CanvasSpec, episode_key, fixed_key, hash_unit, make_canvases
 from ram_env.datasets import DATASET_NAMES, NUM_CLASSES, SPLITS, check_choice, load_split
-from ram_env.sensor import glimpse
+from ram_env.sensor import glimpse_from_integral, integral_image
 
 __all__ = ["NUM_CLASSES", "GlimpseConfig", "GlimpseCore", "resolve_device"]
 
@@ -41,7 +41,9 @@ class GlimpseConfig:
         patch_size: ``g``, side of each retina patch in pixels.
         n_scales: ``k``, number of retina scales.
         scale_factor: ``s``, integer growth of the patch side per scale.
-        start: first fixation, ``"random"`` (uniform in ``[-1, 1]^2``) or ``"center"``.
+        start: first fixation, ``"random"`` (uniform in ``[-1, 1]^2``) or ``"center"``. On
+            fixed canvases a random start is a pure function of the image, the sample number
+            and the seed (see ``GlimpseCore.reset``).
         fixed_canvases: canvas ``i`` is always the same picture (see ``ram_env.canvas``);
             ``None`` means ``split == "test"``.
         data_root: folder of the dataset cache; ``None`` means ``$RAM_ENV_DATA`` or
@@ -153,9 +155,11 @@ def resolve_device(device: str | torch.device) -> torch.device:
 class GlimpseCore:
     """``num_episodes`` glimpse episodes on one device, stepped together.
 
-    State (all on ``device``): ``canvases`` uint8 ``[N, H, W]``, ``targets`` int64 ``[N]`` (true
-    classes), ``image_indices`` int64 ``[N]``, ``fixations`` float32 ``[N, 2]``, ``glimpses``
-    float32 ``[N, k, g, g]``, ``steps`` int64 ``[N]`` (steps taken in the current episode).
+    State (all on ``device``): ``canvases`` uint8 ``[N, H, W]`` and their summed-area tables
+    ``integral`` int32 ``[N, H + 1, W + 1]`` (built once per episode, read by every glimpse),
+    ``targets`` int64 ``[N]`` (true classes), ``image_indices`` int64 ``[N]``, ``fixations``
+    float32 ``[N, 2]``, ``glimpses`` float32 ``[N, k, g, g]``, ``steps`` int64 ``[N]`` (steps
+    taken in the current episode).
     ``uniform_steps`` is the common step count when every episode was reset together (known on
     the host, so fixed-horizon loops need no device-to-host sync), else ``None``.
     """
@@ -171,9 +175,11 @@ class GlimpseCore:
         self.labels = labels.to(device)
         self.generator = torch.Generator(device=device)
         self.seeded = False
+        self.start_seed = 0
         height, width = config.canvas_shape
         n = num_episodes
         self.canvases = torch.zeros(n, height, width, dtype=torch.uint8, device=device)
+        self.integral = integral_image(self.canvases)
         self.targets = torch.zeros(n, dtype=torch.int64, device=device)
         self.image_indices = torch.zeros(n, dtype=torch.int64, device=device)
         self.fixations = torch.zeros(n, 2, device=device)
@@ -191,14 +197,18 @@ class GlimpseCore:
 
         The faces call this on every ``reset(seed=...)``: an int seeds it; ``None`` seeds it
         from ``entropy`` (the face's ``np_random``) the first time only, so later resets go on
-        with the same stream, as Gymnasium expects.
+        with the same stream, as Gymnasium expects. The same seed also keys the start fixations
+        of fixed canvases (``start_seed``).
         """
         if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
         if seed is not None:
-            self.generator.manual_seed(int(seed))
+            seed = int(seed)
         elif not self.seeded:
-            self.generator.manual_seed(int(entropy.integers(2**63 - 1)))
+            seed = int(entropy.integers(2**63 - 1))
+        if seed is not None:
+            self.generator.manual_seed(seed)
+            self.start_seed = seed
         self.seeded = True
 
     def set_rng_state(self, state: torch.Tensor) -> None:
@@ -206,27 +216,37 @@ class GlimpseCore:
         self.generator.set_state(state)
         self.seeded = True
 
-    def _sense(self, canvases: torch.Tensor, fixations: torch.Tensor) -> torch.Tensor:
+    def _sense(self, integral: torch.Tensor, fixations: torch.Tensor) -> torch.Tensor:
         config = self.config
-        return glimpse(canvases, fixations, config.patch_size, config.n_scales, config.scale_factor)
+        return glimpse_from_integral(
+            integral, fixations, config.patch_size, config.n_scales, config.scale_factor
+        )
 
     def reset(
         self,
         mask: torch.Tensor | None = None,
         indices: torch.Tensor | None = None,
         check: bool = True,
+        samples: torch.Tensor | int = 0,
     ) -> None:
         """Start new episodes in the rows selected by ``mask`` (bool ``[N]``; ``None``: all).
 
         ``indices`` (int64, one per selected row, in ``[0, num_images)``) chooses the images;
-        ``None`` draws them uniformly at random. ``check`` validates the indices (a host sync).
+        ``None`` draws them uniformly at random. ``check`` validates the indices and samples
+        (a host sync).
 
-        Random start fixations always come from the generator, also on a fixed split: the
-        pictures are fixed, while the M sampled episodes of one test image start apart (the
-        original evaluation's diversity); a seeded evaluation repeats exactly.
+        Start fixations (``start="random"``): on training canvases they come from the seeded
+        generator. On fixed canvases (the test split, fixed validation canvases) the start of
+        image ``i`` in its sampled episode ``m`` (``samples``: an int or int64 ``[count]``, the
+        number of the episode among the ``M`` played on that image, default 0) is a pure
+        function of ``(i, m, start_seed)`` (``ram_env.canvas.episode_key``), like the canvas:
+        a score is one number for a given seed, whatever the batch size, ``M``, order of
+        evaluation or agent, and the ``M`` episodes of one image still start apart.
         """
         rows = None if mask is None else mask.nonzero().squeeze(1)
         count = self.num_episodes if rows is None else rows.numel()
+        samples = torch.as_tensor(samples, device=self.device)
+        self._check_samples(samples, count, check)
         if indices is None:
             indices = torch.randint(
                 self.num_images, (count,), generator=self.generator, device=self.device
@@ -244,16 +264,22 @@ class GlimpseCore:
         canvases = make_canvases(self.images, indices, keys, self.config.canvas_spec)
         if self.config.start == "center":
             fixations = torch.zeros(count, 2, device=self.device)
+        elif self.config.uses_fixed_canvases:
+            episode = episode_key(indices, samples.long(), self.start_seed)
+            fixations = torch.stack([hash_unit(episode, 0), hash_unit(episode, 1)], dim=1) * 2 - 1
         else:
             fixations = torch.rand(count, 2, generator=self.generator, device=self.device) * 2 - 1
+        integral = integral_image(canvases)
         if rows is None:
             self.canvases, self.image_indices, self.fixations = canvases, indices, fixations
+            self.integral = integral
             self.targets = self.labels[indices]
             self.steps = torch.zeros_like(self.steps)
             self.uniform_steps = 0
-            self.glimpses = self._sense(canvases, fixations)
+            self.glimpses = self._sense(integral, fixations)
         else:
             self.canvases[rows] = canvases
+            self.integral[rows] = integral
             self.image_indices[rows] = indices
             self.targets[rows] = self.labels[indices]
             self.steps[rows] = 0
@@ -261,7 +287,19 @@ class GlimpseCore:
             # Only the new rows are sensed; out of place, as the previous fixations and
             # glimpses were handed out as an observation.
             self.fixations = self.fixations.index_put((rows,), fixations)
-            self.glimpses = self.glimpses.index_put((rows,), self._sense(canvases, fixations))
+            self.glimpses = self.glimpses.index_put((rows,), self._sense(integral, fixations))
+
+    @staticmethod
+    def _check_samples(samples: torch.Tensor, count: int, check_range: bool) -> None:
+        if samples.ndim not in (0, 1) or (samples.ndim == 1 and samples.shape != (count,)):
+            raise ValueError(
+                f"samples must be an int or have shape ({count},), got {tuple(samples.shape)}"
+            )
+        dtype = samples.dtype
+        if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+            raise ValueError(f"samples must be integers, got dtype {samples.dtype}")
+        if check_range and samples.numel() and int(samples.min()) < 0:
+            raise ValueError(f"samples must be >= 0, got {samples.min().item()}")
 
     def _check_indices(self, indices: torch.Tensor, count: int) -> None:
         if indices.shape != (count,):
@@ -299,5 +337,5 @@ class GlimpseCore:
         terminated = self.steps >= self.config.n_glimpses
         reward = (terminated & (labels == self.targets)).float()
         self.fixations = locations.to(torch.float32).clamp(-1.0, 1.0)
-        self.glimpses = self._sense(self.canvases, self.fixations)
+        self.glimpses = self._sense(self.integral, self.fixations)
         return reward, terminated

@@ -70,8 +70,10 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
 
     A random image of the split (or ``options={"index": i}``), a fresh canvas, and the first
     glimpse at a uniform random fixation (``start="center"``: at the centre). On a fixed split
-    (the test split) the canvas is a function of the image index alone, so every agent is
-    scored on the very same pictures.
+    (the test split) the canvas is a function of the image index alone, and the random start a
+    function of the image index, the sample number (``options={"index": i, "sample": m}``,
+    default 0) and the last seed given to ``reset``, so every agent is scored on the very same
+    pictures from the very same first glimpses.
 
     ## Episode End
 
@@ -118,19 +120,26 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        """Start an episode. ``options``: ``{"index": i}`` shows image ``i`` of the split."""
+        """Start an episode. ``options``: ``{"index": i}`` shows image ``i`` of the split;
+        ``{"sample": m}`` (an int >= 0, default 0) numbers the episode among those played on
+        one fixed image (it keys the start fixation on fixed canvases)."""
         super().reset(seed=seed)
         self.core.seed(seed, self.np_random)
         options = dict(options or {})
         index = options.pop("index", None)
+        sample = options.pop("sample", 0)
         if options:
-            raise ValueError(f"unknown reset option(s) {sorted(options)}; known: ['index']")
+            raise ValueError(
+                f"unknown reset option(s) {sorted(options)}; known: ['index', 'sample']"
+            )
         indices = None
         if index is not None:
             if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
                 raise ValueError(f"options['index'] must be an int, got {index!r}")
             indices = torch.tensor([int(index)])
-        self.core.reset(indices=indices)
+        if not isinstance(sample, (int, np.integer)) or isinstance(sample, bool) or sample < 0:
+            raise ValueError(f"options['sample'] must be an int >= 0, got {sample!r}")
+        self.core.reset(indices=indices, samples=int(sample))
         self._finished = False
         self._path = [_to_numpy(self.core.fixations[0])]
         self._answer = None

@@ -475,7 +475,7 @@ def random_actor(seed: int = 0) -> ActorFactory:
 
 def ram_actor(model: Any) -> ActorFactory:
     """A RAM agent (``agents.ram.RAM``) following its mean policy ``mu_t``, as
-    ``agents.reinforce.rollout(..., sample=False)`` does; every action carries its current
+    ``agents.reinforce.rollout(..., noise=None)`` does; every action carries its current
     guess of the class, which the env reads at the last step."""
 
     def factory(num_envs: int, device: torch.device) -> Actor:

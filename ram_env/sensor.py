@@ -13,13 +13,19 @@ Coordinate convention (used everywhere in ram_env):
   the middle pixel. Pixels outside the canvas read as 0.
 * Scale ``i`` (``0 <= i < n_scales``) is the square of side ``patch_size * scale_factor**i``,
   average-pooled by ``scale_factor**i`` down to ``patch_size x patch_size``.
+
+How it is computed: each pooled pixel is the sum of a ``s**i x s**i`` block divided by its
+area, and a block sum is four reads of the canvas's summed-area table (integral image,
+``integral_image``). So a glimpse costs ``k * (g + 1)**2`` reads whatever the scales' sides
+(a 96 x 96 square costs what the 12 x 12 fovea costs), the table is built once per canvas (the
+core keeps it for the whole episode), and the sums are exact integers for uint8 canvases.
 """
 
 from __future__ import annotations
 
 import torch
 
-__all__ = ["glimpse", "square_origin"]
+__all__ = ["glimpse", "glimpse_from_integral", "integral_image", "square_origin"]
 
 
 def square_origin(
@@ -42,6 +48,64 @@ def square_origin(
     return rows, cols
 
 
+def integral_image(canvases: torch.Tensor) -> torch.Tensor:
+    """Summed-area tables of canvases: ``out[b, r, c] = canvases[b, :r, :c].sum()``.
+
+    Args:
+        canvases: ``[B, H, W]``, uint8 (0-255) or float32 intensities in ``[0, 1]``.
+
+    Returns:
+        ``[B, H + 1, W + 1]`` (a zero first row and column): int32 for uint8 canvases (exact
+        for canvases of up to 8 million pixels), float64 for float canvases.
+    """
+    dtype = torch.int32 if canvases.dtype == torch.uint8 else torch.float64
+    table = canvases.to(dtype).cumsum(dim=1, dtype=dtype).cumsum(dim=2, dtype=dtype)
+    return torch.nn.functional.pad(table, (1, 0, 1, 0))
+
+
+def glimpse_from_integral(
+    integral: torch.Tensor,
+    fixations: torch.Tensor,
+    patch_size: int,
+    n_scales: int = 1,
+    scale_factor: int = 2,
+) -> torch.Tensor:
+    """The glimpse of ``glimpse`` read from precomputed ``integral_image`` tables.
+
+    Args:
+        integral: ``[B, H + 1, W + 1]`` from ``integral_image`` (int32 means uint8 canvases,
+            read as ``value / 255``).
+        fixations, patch_size, n_scales, scale_factor: as for ``glimpse``.
+
+    Returns:
+        float32 ``[B, k, g, g]`` of intensities in ``[0, 1]``; scale 0 is the fovea.
+    """
+    batch, rows_plus, cols_plus = integral.shape
+    height, width = rows_plus - 1, cols_plus - 1
+    steps = torch.arange(patch_size + 1, device=integral.device)
+    corner_rows, corner_cols, areas = [], [], []
+    for scale in range(n_scales):
+        factor = scale_factor**scale
+        rows0, cols0 = square_origin(fixations, patch_size * factor, height, width)
+        # Block (a, b) of the square spans rows [r0 + a f, r0 + (a+1) f); clamping its corners
+        # to the canvas drops exactly the outside pixels, which read as 0.
+        corner_rows.append((rows0[:, None] + steps * factor).clamp(0, height))
+        corner_cols.append((cols0[:, None] + steps * factor).clamp(0, width))
+        areas.append(factor * factor)
+    rows = torch.stack(corner_rows, dim=1)  # [B, k, g + 1]
+    cols = torch.stack(corner_cols, dim=1)
+    index = rows[:, :, :, None] * cols_plus + cols[:, :, None, :]  # [B, k, g + 1, g + 1]
+    side = patch_size + 1
+    flat = integral.reshape(batch, rows_plus * cols_plus)
+    corners = flat.gather(1, index.view(batch, n_scales * side * side))
+    corners = corners.view(batch, n_scales, side, side)
+    sums = corners[:, :, 1:, 1:] - corners[:, :, :-1, 1:] - corners[:, :, 1:, :-1]
+    sums = sums + corners[:, :, :-1, :-1]
+    peak = 255.0 if integral.dtype == torch.int32 else 1.0
+    norm = 1.0 / (peak * torch.tensor(areas, dtype=torch.float32, device=integral.device))
+    return sums.to(torch.float32) * norm[None, :, None, None]
+
+
 def glimpse(
     canvases: torch.Tensor,
     fixations: torch.Tensor,
@@ -50,6 +114,10 @@ def glimpse(
     scale_factor: int = 2,
 ) -> torch.Tensor:
     """Extract a foveated glimpse at each fixation, batched, on the canvases' device.
+
+    Builds the canvases' summed-area tables and reads the glimpse from them; when the same
+    canvases are sensed several times, build the tables once (``integral_image``) and call
+    ``glimpse_from_integral``.
 
     Args:
         canvases: ``[B, H, W]``, either float32 intensities in ``[0, 1]`` or uint8 (read as
@@ -62,26 +130,6 @@ def glimpse(
     Returns:
         float32 tensor ``[B, k, g, g]`` of intensities in ``[0, 1]``; scale 0 is the fovea.
     """
-    batch, height, width = canvases.shape
-    device = canvases.device
-    flat = canvases.reshape(batch, height * width)
-    scales = []
-    for scale in range(n_scales):
-        factor = scale_factor**scale
-        side = patch_size * factor
-        rows0, cols0 = square_origin(fixations, side, height, width)
-        offsets = torch.arange(side, device=device)
-        rows = rows0[:, None] + offsets  # [B, side]
-        cols = cols0[:, None] + offsets  # [B, side]
-        inside = ((rows >= 0) & (rows < height))[:, :, None] & ((cols >= 0) & (cols < width))[
-            :, None, :
-        ]
-        pixel = rows.clamp(0, height - 1)[:, :, None] * width + cols.clamp(0, width - 1)[:, None, :]
-        patch = flat.gather(1, pixel.view(batch, side * side)).view(batch, side, side).float()
-        if canvases.dtype == torch.uint8:
-            patch = patch / 255.0
-        patch = patch * inside
-        if factor > 1:
-            patch = patch.view(batch, patch_size, factor, patch_size, factor).mean(dim=(2, 4))
-        scales.append(patch)
-    return torch.stack(scales, dim=1)
+    return glimpse_from_integral(
+        integral_image(canvases), fixations, patch_size, n_scales, scale_factor
+    )

@@ -37,9 +37,13 @@ class GlimpseVectorEnv(VectorEnv):
     * ``DISABLED``: stepping a finished sub-env is an error; restart sub-envs with
       ``reset(options={"reset_mask": bool [N]})``.
 
-    Reset options: ``"reset_mask"`` (bool ``[N]``, which sub-envs to reset; default all) and
+    Reset options: ``"reset_mask"`` (bool ``[N]``, which sub-envs to reset; default all),
     ``"indices"`` (int ``[M]``, the images for the ``M`` reset sub-envs, in order; default
-    random), so an evaluation can sweep a split exactly once.
+    random), so an evaluation can sweep a split exactly once, and ``"samples"`` (an int or int
+    ``[M]``, default 0: the number of each episode among those played on its image). On fixed
+    canvases a random start fixation is a pure function of ``(index, sample, seed)``, the seed
+    being the last one given to ``reset`` (``GlimpseCore.reset``): the ``M`` sampled episodes
+    of one image start apart, and a score does not depend on the batch layout.
 
     ``validate_actions=True`` checks every action (shape, dtype, NaN, label range, finished
     sub-envs) and every ``indices`` option, and names the offending sub-envs; the checks cost a
@@ -97,9 +101,11 @@ class GlimpseVectorEnv(VectorEnv):
         options = dict(options or {})
         mask = options.pop("reset_mask", None)
         indices = options.pop("indices", None)
+        samples = options.pop("samples", 0)
         if options:
             raise ValueError(
-                f"unknown reset option(s) {sorted(options)}; known: ['indices', 'reset_mask']"
+                f"unknown reset option(s) {sorted(options)}; "
+                "known: ['indices', 'reset_mask', 'samples']"
             )
         if mask is not None:
             mask = torch.as_tensor(mask, device=self.device)
@@ -108,7 +114,7 @@ class GlimpseVectorEnv(VectorEnv):
                     f"options['reset_mask'] must be a bool tensor of shape ({self.num_envs},), "
                     f"got dtype {mask.dtype} shape {tuple(mask.shape)}"
                 )
-        self.core.reset(mask=mask, indices=indices, check=self.validate_actions)
+        self.core.reset(mask=mask, indices=indices, check=self.validate_actions, samples=samples)
         return self._observation(), {}
 
     def step(

@@ -215,9 +215,7 @@ def test_ram_actor_follows_the_mean_policy_as_rollout_does():
     episodes = render.play_episodes(render.actor_for(model), "GlimpseMNIST-v0", kwargs, 5)
     env = ram_env.GlimpseVectorEnv(num_envs=5, **{**ram_env.TASKS["GlimpseMNIST-v0"], **kwargs})
     with torch.no_grad():
-        played = rollout(
-            model, env, torch.from_numpy(episodes.indices), 0.1, torch.Generator(), sample=False
-        )
+        played = rollout(model, env, torch.from_numpy(episodes.indices), 0.1, noise=None)
     np.testing.assert_allclose(episodes.fixations, played.fixations.numpy(), atol=1e-6)
     np.testing.assert_array_equal(episodes.answers, played.log_probs.argmax(-1).numpy())
     np.testing.assert_array_equal(episodes.truths, played.targets.numpy())

@@ -40,7 +40,7 @@ from agents.checkpoint import (
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import compile_step, evaluate, train_epoch
 from ram_env.core import GlimpseConfig, resolve_device
-from ram_env.datasets import holdout_split
+from ram_env.datasets import PIXEL_STATS, holdout_split
 from ram_env.render import episode_figures, save_figures
 from ram_env.vector import GlimpseVectorEnv
 
@@ -71,7 +71,8 @@ CHECKPOINT_FLAGS = {
 #: Integer flags that must be >= 1 when given (the retina flags are ``GlimpseConfig``'s to check).
 POSITIVE_INTS = (
     "glimpse_hidden", "location_hidden", "glimpse_features", "core_size", "policy_hidden",
-    "batch_size", "epochs", "lr_patience", "train_patience", "train_subset", "M",
+    "batch_size", "samples_per_image", "epochs", "lr_patience", "train_patience", "train_subset",
+    "M",
     "eval_batch_size", "threads",
 )  # fmt: skip
 
@@ -94,8 +95,22 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--policy-hidden", type=int, default=128, help="location net hidden size")
     model.add_argument("--core", choices=("rnn", "lstm"), default="rnn")
     model.add_argument("--std", type=float, default=0.05, help="location policy std")
+    model.add_argument(
+        "--glimpse-stats",
+        choices=("dataset", "mnist"),
+        default="dataset",
+        help="standardise glimpses with the task dataset's pixel statistics or MNIST's",
+    )
     train = parser.add_argument_group("training")
-    train.add_argument("--batch-size", type=int, default=128)
+    train.add_argument("--batch-size", type=int, default=128, help="images per batch")
+    train.add_argument(
+        "--samples-per-image",
+        type=int,
+        default=1,
+        help="episodes per image in a batch (K); K > 1 uses the leave-one-out mean reward of "
+        "the image's other episodes as REINFORCE baseline",
+    )
+    train.add_argument("--reinforce-weight", type=float, default=1.0, help="weight of REINFORCE")
     train.add_argument("--epochs", type=int, default=100)
     train.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate")
     train.add_argument(
@@ -138,8 +153,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.plot_every < 0:
         parser.error(f"--plot-every must be >= 0, got {args.plot_every}")
-    if not (args.lr > 0 and args.std > 0):
-        parser.error(f"--lr and --std must be > 0, got {args.lr} and {args.std}")
+    if not (args.lr > 0 and args.std > 0 and args.reinforce_weight >= 0):
+        parser.error(
+            f"--lr and --std must be > 0 and --reinforce-weight >= 0, got {args.lr}, "
+            f"{args.std} and {args.reinforce_weight}"
+        )
     try:
         GlimpseConfig.from_kwargs(task_kwargs(args))
     except ValueError as error:
@@ -177,6 +195,7 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
     """Every setting of the run as plain values (stored in checkpoints)."""
     env_kwargs = task_kwargs(args)
     patch = env_kwargs["patch_size"]
+    mean, std = PIXEL_STATS[env_kwargs["dataset"] if args.glimpse_stats == "dataset" else "mnist"]
     model = RAMConfig(
         glimpse_shape=(env_kwargs.get("n_scales", 1), patch, patch),
         glimpse_hidden=args.glimpse_hidden,
@@ -185,6 +204,8 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
         core_size=args.core_size,
         core=args.core,
         policy_hidden=args.policy_hidden,
+        glimpse_mean=mean,
+        glimpse_std=std,
     )
     name = args.run_name or (
         f"ram_{args.env.removesuffix('-v0')}_{env_kwargs['n_glimpses']}x{env_kwargs['patch_size']}"
@@ -330,14 +351,15 @@ def train(config: dict, device: torch.device) -> None:
         )
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config["seed"])
-    train_env = make_env(config, "train", config["batch_size"], device)
+    episodes = config["batch_size"] * config["samples_per_image"]
+    train_env = make_env(config, "train", episodes, device)
     valid_env = make_env(config, "train", config["eval_batch_size"], device, fixed_canvases=True)
     train_env.reset(seed=config["seed"])
     valid_env.reset(seed=config["seed"] + 1)
     train_images, valid_images = split_train_validation(train_env.unwrapped.core.num_images, config)
     valid_images = valid_images.to(device)
     model = build_model(config, device)
-    maybe_compile(model, config["compile"], device, config["batch_size"])
+    maybe_compile(model, config["compile"], device, episodes)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     if config["lr_schedule"] == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
@@ -390,6 +412,8 @@ def train(config: dict, device: torch.device) -> None:
                 config["std"],
                 noise,
                 on_batch=batches_bar.update,
+                samples=config["samples_per_image"],
+                reinforce_weight=config["reinforce_weight"],
             )
         seconds = time.perf_counter() - start
         valid_accuracy = evaluate(

@@ -24,9 +24,6 @@ from torch.nn import functional as F
 
 __all__ = ["RAM", "RAMConfig"]
 
-#: Intensity statistics of MNIST's training images, used to standardise glimpses.
-GLIMPSE_MEAN, GLIMPSE_STD = 0.1307, 0.3081
-
 
 @dataclass(frozen=True)
 class RAMConfig:
@@ -41,6 +38,9 @@ class RAMConfig:
         core: ``"rnn"`` (the paper's ReLU RNN) or ``"lstm"``.
         policy_hidden: width of the location network's hidden layer.
         num_classes: classes of the action network.
+        glimpse_mean, glimpse_std: glimpses are standardised as ``(phi - mean) / std`` (the
+            training images' intensity statistics, ``ram_env.datasets.PIXEL_STATS``; MNIST's
+            by default).
     """
 
     glimpse_shape: tuple[int, int, int] = (1, 8, 8)
@@ -51,6 +51,8 @@ class RAMConfig:
     core: str = "rnn"
     policy_hidden: int = 128
     num_classes: int = 10
+    glimpse_mean: float = 0.1307
+    glimpse_std: float = 0.3081
 
     def __post_init__(self) -> None:
         if self.core not in ("rnn", "lstm"):
@@ -107,7 +109,7 @@ class RAM(nn.Module):
         Returns:
             The new state; ``state[0]`` is ``h_t`` ``[B, core_size]``.
         """
-        phi = (glimpse.flatten(1) - GLIMPSE_MEAN) / GLIMPSE_STD
+        phi = (glimpse.flatten(1) - self.config.glimpse_mean) / self.config.glimpse_std
         what = F.relu(self.what(phi))
         where = F.relu(self.where(location))
         features = F.relu(self.what_to_glimpse(what) + self.where_to_glimpse(where))

@@ -7,12 +7,17 @@ true class from ``info["label"]`` at the episode's end. Everything stays on the 
 The loss of a batch (the paper's hybrid loss, averaged over episodes)::
 
     L = CE(p(y | h_T), y)                                    classification
-      - sum_{t < T-1} log pi(l_t | h_t) * (R - b_t)          REINFORCE, b_t as control variate
+      - w * sum_{t < T-1} log pi(l_t | h_t) * (R - b_t)      REINFORCE, b_t as control variate
       + mean_t (R - b_t)^2                                   baseline regression
 
-where ``R`` is 1 for a right answer, else 0. Only the ``T - 1`` locations the env actually
-looks at get a REINFORCE term (the one sent with the final label is never used, so none is
-drawn), and ``log pi`` is the log-density of exactly the sample sent to the env.
+where ``R`` is 1 for a right answer, else 0, and ``w`` the REINFORCE weight (1 in the paper).
+With ``K > 1`` episodes per image in a batch (``samples``), the control variate of each
+episode is the mean reward of the other ``K - 1`` episodes on the same image (leave-one-out,
+an unbiased baseline that knows how hard the image is); ``b_t`` is still trained.
+
+Only the ``T - 1`` locations the env actually looks at get a REINFORCE term (the one sent with
+the final label is never used, so none is drawn), and ``log pi`` is the log-density of exactly
+the sample sent to the env.
 """
 
 from __future__ import annotations
@@ -131,15 +136,31 @@ def rollout(
     )
 
 
-def hybrid_loss(batch: Rollout) -> dict[str, torch.Tensor]:
-    """The hybrid loss of a rollout: ``{"loss", "classification", "reinforce", "baseline"}``."""
+def hybrid_loss(
+    batch: Rollout, reinforce_weight: float = 1.0, samples: int = 1
+) -> dict[str, torch.Tensor]:
+    """The hybrid loss of a rollout: ``{"loss", "classification", "reinforce", "baseline"}``.
+
+    Args:
+        batch: a rollout of ``B`` episodes.
+        reinforce_weight: ``w``, the weight of the REINFORCE term.
+        samples: ``K``, episodes per image: episode ``b`` and ``b + B / K`` play the same image
+            (the layout of ``images.repeat(K)``); ``K > 1`` uses the leave-one-out control
+            variate. ``B`` must be a multiple of ``K``.
+    """
     classification = F.nll_loss(batch.log_probs, batch.targets)
     reward = batch.reward[:, None].expand_as(batch.baselines)
-    advantage = (reward - batch.baselines).detach()
+    if samples > 1:
+        per_image = batch.reward.view(samples, -1)
+        others = (per_image.sum(dim=0, keepdim=True) - per_image) / (samples - 1)
+        control = others.reshape(-1, 1).expand_as(batch.baselines)
+    else:
+        control = batch.baselines
+    advantage = (reward - control).detach()
     reinforce = -(batch.log_pi * advantage).sum(dim=1).mean()
     baseline = F.mse_loss(batch.baselines, reward) if reward.numel() else reinforce * 0
     return {
-        "loss": classification + reinforce + baseline,
+        "loss": classification + reinforce_weight * reinforce + baseline,
         "classification": classification,
         "reinforce": reinforce,
         "baseline": baseline,
@@ -154,23 +175,30 @@ def train_epoch(
     std: float,
     generator: torch.Generator,
     on_batch: Callable[[int], None] | None = None,
+    samples: int = 1,
+    reinforce_weight: float = 1.0,
 ) -> dict[str, float]:
-    """One pass over ``indices`` (already shuffled) in batches of ``env.num_envs``.
+    """One pass over ``indices`` (already shuffled), ``env.num_envs`` episodes per batch.
 
-    A last partial batch is dropped (a fresh shuffle each epoch drops different images).
-    ``on_batch(images)`` is called after every batch (progress bars). Returns the epoch means
+    Each batch plays ``env.num_envs / samples`` images ``samples`` times each (``hybrid_loss``
+    with ``K = samples``); ``env.num_envs`` must be a multiple of ``samples``. A last partial
+    batch is dropped (a fresh shuffle each epoch drops different images). ``on_batch(images)``
+    is called after every batch (progress bars). Returns the epoch means
     of the loss terms, ``accuracy`` (= mean reward), and fixation statistics: ``fixation_abs``
     (mean ``|l|`` per coordinate) and ``fixation_border`` (fraction of fixations at a border).
     """
     model.train()
-    batch = env.num_envs
+    if samples < 1 or env.num_envs % samples:
+        raise ValueError(f"num_envs={env.num_envs} is not a multiple of samples={samples}")
+    batch = env.num_envs // samples  # images per batch
     totals: dict[str, torch.Tensor] = {}
     batches = len(indices) // batch
     if batches == 0:
         raise ValueError(f"{len(indices)} training images make no batch of {batch}")
     for start in range(0, batches * batch, batch):
-        episodes = rollout(model, env, indices[start : start + batch], std, generator)
-        losses = hybrid_loss(episodes)
+        images = indices[start : start + batch].repeat(samples)
+        episodes = rollout(model, env, images, std, generator)
+        losses = hybrid_loss(episodes, reinforce_weight, samples)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimizer.step()

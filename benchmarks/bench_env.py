@@ -87,6 +87,7 @@ def main() -> None:
     parser.add_argument("--vector-sizes", type=int, nargs="+", default=[1, 64, 1024, 16384])
     parser.add_argument("--sync-sizes", type=int, nargs="+", default=[64, 1024])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--single-steps", type=int, default=2000, help="steps per single-env run")
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     args = parser.parse_args()
     if args.threads:
@@ -97,7 +98,7 @@ def main() -> None:
     )
     print("\nsingle env, random actions (steps/s)")
     for env_id in (args.env, "CartPole-v1"):
-        print(f"  {env_id:<28} {single_env_rate(env_id, 2000, args.repeats):>14,.0f}")
+        print(f"  {env_id:<28} {single_env_rate(env_id, args.single_steps, args.repeats):>14,.0f}")
     print("\nvector env, random actions (glimpses/s = sub-env steps/s)")
     vector = {}
     for num_envs in args.vector_sizes:

@@ -1,10 +1,14 @@
-"""Training speed of the RAM agent: images/s of hybrid-REINFORCE training (not a test).
+"""Training speed of the RAM agent per task: images/s and the env's share of a step (not a test).
 
-    python benchmarks/bench_train.py                               # CPU, batch 128 and larger
-    python benchmarks/bench_train.py --device cuda --batch-sizes 128 1024 8192
+    python benchmarks/bench_train.py                                  # every task, CPU, batch 128
+    python benchmarks/bench_train.py --env GlimpseClutteredMNIST100-v0 --batch-sizes 128 1024
+    python benchmarks/bench_train.py --device cuda --batch-sizes 1024 8192 --compile
 
-Times ``agents.reinforce.train_epoch`` (rollout on ``GlimpseVectorEnv``, loss, backward, Adam)
-over ``--images`` training images per batch size and reports the median of ``--repeats``.
+Times ``agents.reinforce.train_epoch`` (rollout on ``GlimpseVectorEnv``, hybrid loss, backward,
+Adam) over ``--images`` training images per task and batch size, median of ``--repeats``
+passes after a warm-up. The env's share is the time spent inside the env's ``reset`` (canvases,
+their summed-area tables, the first glimpse) and ``step`` (the next glimpses) over the whole
+pass; on CUDA each env call is synchronised for that, which slows the pass slightly.
 """
 
 from __future__ import annotations
@@ -16,44 +20,69 @@ import time
 import gymnasium as gym
 import torch
 
-import ram_env  # noqa: F401  (registers the ids)
+import ram_env
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import compile_step, train_epoch
 
 
-def images_per_second(args: argparse.Namespace, batch_size: int) -> float:
+class EnvClock:
+    """Seconds spent in an env's ``reset`` and ``step`` (instance methods wrapped in place)."""
+
+    def __init__(self, env: gym.vector.VectorEnv, device: str) -> None:
+        self.seconds = 0.0
+        sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+        for name in ("reset", "step"):
+            method = getattr(env, name)
+
+            def timed(*args, method=method, **kwargs):
+                sync()
+                start = time.perf_counter()
+                out = method(*args, **kwargs)
+                sync()
+                self.seconds += time.perf_counter() - start
+                return out
+
+            setattr(env, name, timed)
+
+
+def measure(args: argparse.Namespace, env_id: str, batch_size: int) -> tuple[float, float]:
+    """``(images per second, env share of the time)`` of training on ``env_id``."""
     torch.manual_seed(0)
     envs = gym.make_vec(
-        args.env, num_envs=batch_size, vectorization_mode="vector_entry_point",
+        env_id, num_envs=batch_size, vectorization_mode="vector_entry_point",
         device=args.device, validate_actions=False,
-    )  # fmt: skip
+    ).unwrapped  # fmt: skip
     envs.reset(seed=0)
-    config = envs.unwrapped.config
+    config = envs.config
     model = RAM(RAMConfig(glimpse_shape=config.glimpse_shape, core=args.core)).to(args.device)
     if args.compile:
         compile_step(model, torch.device(args.device), batch_size)
-    optimizer = torch.optim.Adam(model.parameters(), lr=3e-4)
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     noise = torch.Generator(args.device).manual_seed(0)
     images = max(batch_size, args.images // batch_size * batch_size)
-    indices = torch.randint(envs.unwrapped.core.num_images, (images,), device=args.device)
-    rates = []
+    indices = torch.randint(len(envs.core.images), (images,), device=args.device)
+    clock = EnvClock(envs, args.device)
+    rates, shares = [], []
     for repeat in range(args.repeats + 1):
+        clock.seconds = 0.0
         start = time.perf_counter()
-        train_epoch(model, envs.unwrapped, optimizer, indices, 0.05, noise)
+        train_epoch(model, envs, optimizer, indices, 0.05, noise)
         if args.device.startswith("cuda"):
             torch.cuda.synchronize()
+        seconds = time.perf_counter() - start
         if repeat:  # the first pass is a warm-up
-            rates.append(images / (time.perf_counter() - start))
-    return statistics.median(rates)
+            rates.append(images / seconds)
+            shares.append(clock.seconds / seconds)
+    return statistics.median(rates), statistics.median(shares)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--env", default="GlimpseMNIST-v0")
+    parser.add_argument("--env", nargs="+", default=list(ram_env.TASKS), choices=ram_env.TASKS)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--core", choices=("rnn", "lstm"), default="rnn")
-    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 256, 512, 1024])
-    parser.add_argument("--images", type=int, default=20_000, help="images per timed pass")
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[128])
+    parser.add_argument("--images", type=int, default=10_240, help="images per timed pass")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, help="torch CPU threads")
     parser.add_argument("--compile", action="store_true", help="torch.compile the network step")
@@ -61,14 +90,15 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     print(
-        f"{args.env}, {args.core} core, on {args.device} ({torch.get_num_threads()} threads), "
-        f"median of {args.repeats}"
+        f"{args.core} core on {args.device} ({torch.get_num_threads()} threads), "
+        f"median of {args.repeats} passes of {args.images} images"
     )
-    results = {batch: images_per_second(args, batch) for batch in args.batch_sizes}
-    best = max(results, key=results.get)
-    for batch, rate in results.items():
-        mark = "  <- best" if batch == best else ""
-        print(f"  batch {batch:>6}: {rate:>12,.0f} images/s{mark}")
+    print(f"| {'env':<28} | batch | images/s | env share |")
+    print(f"|{'-' * 30}|------:|---------:|----------:|")
+    for env_id in args.env:
+        for batch in args.batch_sizes:
+            rate, share = measure(args, env_id, batch)
+            print(f"| {env_id:<28} | {batch:>5} | {rate:>8,.0f} | {100 * share:>8.1f}% |")
 
 
 if __name__ == "__main__":

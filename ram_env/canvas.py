@@ -17,6 +17,7 @@ canvas column. Clutter is composited with ``max`` so it never darkens the digit.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -144,37 +145,38 @@ class CanvasSpec:
         return self.placement == "random" or self.clutter_count > 0
 
 
-def _paste(
-    canvas: torch.Tensor, piece: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, width: int
-) -> None:
-    """Max-composite square pieces ``[B, p, p]`` into flat canvases ``[B, H * W]`` in place.
+@functools.lru_cache(maxsize=64)
+def _square_offsets(side: int, width: int, device: torch.device) -> torch.Tensor:
+    """Flat offsets ``[side * side]`` of a ``side x side`` square in rows of ``width`` pixels."""
+    offsets = torch.arange(side, device=device)
+    return ((offsets * width)[:, None] + offsets[None, :]).reshape(-1)
 
-    ``rows``/``cols`` (int64 ``[B]``) are the pieces' top-left corners, inside the canvas.
+
+@functools.lru_cache(maxsize=64)
+def _draw_plan(
+    spec: CanvasSpec, num_images: int, size: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(streams, highs)``, int64 ``[2 + 5 * clutter_count]``: every random draw of a canvas.
+
+    Streams 0 and 1 place the digit (row, column); streams ``2 + 5p ... 6 + 5p`` give clutter
+    piece ``p``'s source image, crop row, crop column, canvas row and canvas column.
     """
-    batch, side, _ = piece.shape
-    offsets = torch.arange(side, device=canvas.device)
-    target = ((rows[:, None] + offsets) * width)[:, :, None] + (cols[:, None] + offsets)[:, None, :]
-    target = target.view(batch, side * side)
-    values = torch.maximum(canvas.gather(1, target), piece.reshape(batch, side * side))
-    canvas.scatter_(1, target, values)
-
-
-def _crop(
-    images: torch.Tensor, indices: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, side: int
-) -> torch.Tensor:
-    """``side x side`` crops ``[B, side, side]`` of ``images[indices]`` at ``(rows, cols)``."""
-    batch = indices.shape[0]
-    size = images.shape[-1]
-    offsets = torch.arange(side, device=images.device)
-    source = ((rows[:, None] + offsets) * size)[:, :, None] + (cols[:, None] + offsets)[:, None, :]
-    flat = images.view(images.shape[0], -1)[indices]
-    return flat.gather(1, source.view(batch, side * side)).view(batch, side, side)
+    side = spec.clutter_size
+    piece = [num_images, size - side + 1, size - side + 1]
+    piece += [spec.height - side + 1, spec.width - side + 1]
+    highs = [spec.height - size + 1, spec.width - size + 1] + piece * spec.clutter_count
+    return torch.arange(len(highs), device=device), torch.tensor(highs, device=device)
 
 
 def make_canvases(
     images: torch.Tensor, indices: torch.Tensor, keys: torch.Tensor | None, spec: CanvasSpec
 ) -> torch.Tensor:
     """Build the canvases of ``images[indices]``.
+
+    One batched op per kind of work, whatever the number of clutter pieces: the digit is
+    scattered onto zero canvases, then every piece of every canvas is cut with one gather and
+    max-composited with one ``scatter_reduce`` (``amax``; max compositing does not depend on
+    the order of the pieces).
 
     Args:
         images: uint8 ``[N, S, S]``, the whole split, on the target device.
@@ -189,24 +191,27 @@ def make_canvases(
     num_images, size, _ = images.shape
     height, width = spec.height, spec.width
     if not spec.needs_keys and (height, width) == (size, size):
-        return images[indices]
-    batch = indices.shape[0]
+        return images.index_select(0, indices)
+    batch, device = indices.shape[0], images.device
+    count, side = spec.clutter_count, spec.clutter_size
+    draws = None
+    if keys is not None and spec.needs_keys:  # every draw of every canvas in one hash
+        streams, highs = _draw_plan(spec, num_images, size, device)
+        draws = hash_uniform(keys[:, None], streams, highs)  # [B, 2 + 5 * count]
     if spec.placement == "random":
-        rows = hash_uniform(keys, 0, height - size + 1)
-        cols = hash_uniform(keys, 1, width - size + 1)
+        rows, cols = draws[:, 0], draws[:, 1]
     else:
-        rows = torch.full((batch,), (height - size) // 2, device=images.device)
-        cols = torch.full((batch,), (width - size) // 2, device=images.device)
-    canvas = torch.zeros(batch, height * width, dtype=torch.uint8, device=images.device)
-    _paste(canvas, images[indices], rows, cols, width)
-    side = spec.clutter_size
-    for piece in range(spec.clutter_count):
-        stream = 2 + 5 * piece
-        source = hash_uniform(keys, stream, num_images)
-        crop_row = hash_uniform(keys, stream + 1, size - side + 1)
-        crop_col = hash_uniform(keys, stream + 2, size - side + 1)
-        clutter = _crop(images, source, crop_row, crop_col, side)
-        row = hash_uniform(keys, stream + 3, height - side + 1)
-        col = hash_uniform(keys, stream + 4, width - side + 1)
-        _paste(canvas, clutter, row, col, width)
+        rows = torch.full((batch,), (height - size) // 2, device=device)
+        cols = torch.full((batch,), (width - size) // 2, device=device)
+    canvas = torch.zeros(batch, height * width, dtype=torch.uint8, device=device)
+    digit = (rows * width + cols)[:, None] + _square_offsets(size, width, device)
+    canvas.scatter_(1, digit, images.index_select(0, indices).view(batch, size * size))
+    if count:
+        pieces = draws[:, 2:].view(batch, count, 5)
+        source, crop_row, crop_col, row, col = pieces.unbind(dim=-1)  # each [B, count]
+        offsets = _square_offsets(side, size, device)
+        crop = ((source * size + crop_row) * size + crop_col)[:, :, None] + offsets
+        pieces = images.view(1, -1).expand(batch, -1).gather(1, crop.view(batch, -1))
+        target = (row * width + col)[:, :, None] + _square_offsets(side, width, device)
+        canvas.scatter_reduce_(1, target.view(batch, -1), pieces, reduce="amax")
     return canvas.view(batch, height, width)

@@ -269,19 +269,19 @@ class GlimpseCore:
             fixations = torch.stack([hash_unit(episode, 0), hash_unit(episode, 1)], dim=1) * 2 - 1
         else:
             fixations = torch.rand(count, 2, generator=self.generator, device=self.device) * 2 - 1
-        integral = integral_image(canvases)
         if rows is None:
+            integral = integral_image(canvases, out=self.integral)  # the table is ours alone
             self.canvases, self.image_indices, self.fixations = canvases, indices, fixations
-            self.integral = integral
-            self.targets = self.labels[indices]
+            self.targets = self.labels.index_select(0, indices)
             self.steps = torch.zeros_like(self.steps)
             self.uniform_steps = 0
             self.glimpses = self._sense(integral, fixations)
         else:
+            integral = integral_image(canvases)
             self.canvases[rows] = canvases
             self.integral[rows] = integral
             self.image_indices[rows] = indices
-            self.targets[rows] = self.labels[indices]
+            self.targets[rows] = self.labels.index_select(0, indices)
             self.steps[rows] = 0
             self.uniform_steps = None
             # Only the new rows are sensed; out of place, as the previous fixations and

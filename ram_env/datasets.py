@@ -62,6 +62,7 @@ from ram_env.atomic import atomic_write
 __all__ = [
     "DATASET_NAMES",
     "NUM_CLASSES",
+    "PIXEL_STATS",
     "SPLITS",
     "CorruptDataError",
     "DatasetNotFoundError",
@@ -83,6 +84,12 @@ DEFAULT_ROOT = "~/.cache/ram_env"
 
 IMAGE_SHAPE = (28, 28)
 NUM_CLASSES = 10
+#: Mean and standard deviation of the training images' intensities (uint8 / 255), per dataset:
+#: what an agent standardises its glimpses with.
+PIXEL_STATS: dict[str, tuple[float, float]] = {
+    "mnist": (0.1307, 0.3081),
+    "fashion-mnist": (0.2860, 0.3530),
+}
 
 Arrays = dict[str, np.ndarray]
 """Keys ``train_images``, ``train_labels``, ``test_images``, ``test_labels`` (see _ARRAY_KEYS)."""

@@ -23,44 +23,59 @@ core keeps it for the whole episode), and the sums are exact integers for uint8 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 __all__ = ["glimpse", "glimpse_from_integral", "integral_image", "square_origin"]
 
 
 def square_origin(
-    fixations: torch.Tensor, side: int, height: int, width: int
+    fixations: torch.Tensor, side: int | torch.Tensor, height: int, width: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """First row and column of the ``side x side`` square at each fixation.
 
     Args:
         fixations: float tensor ``[B, 2]`` of ``(x, y)`` in ``[-1, 1]`` (values beyond are allowed).
-        side: side of the square in pixels.
+        side: side of the square in pixels, an int or a float tensor ``[k]`` of sides (then
+            the results are ``[B, k]``, one square per side).
         height, width: canvas size in pixels.
 
     Returns:
-        ``(rows, cols)``: two int64 tensors ``[B]`` (may be negative or past the canvas).
+        ``(rows, cols)``: two int64 tensors ``[B]`` (``[B, k]`` for ``k`` sides); they may be
+        negative or past the canvas.
     """
     px = (fixations[:, 0] + 1.0) * (0.5 * width)
     py = (fixations[:, 1] + 1.0) * (0.5 * height)
+    if isinstance(side, torch.Tensor):
+        px, py = px[:, None], py[:, None]
     cols = torch.floor(px - side / 2 + 0.5).long()
     rows = torch.floor(py - side / 2 + 0.5).long()
     return rows, cols
 
 
-def integral_image(canvases: torch.Tensor) -> torch.Tensor:
+def integral_image(canvases: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
     """Summed-area tables of canvases: ``out[b, r, c] = canvases[b, :r, :c].sum()``.
 
     Args:
         canvases: ``[B, H, W]``, uint8 (0-255) or float32 intensities in ``[0, 1]``.
+        out: optional contiguous tensor of the result's shape and dtype to write into (a
+            buffer kept across episodes saves a fresh allocation's page faults on a CPU).
 
     Returns:
         ``[B, H + 1, W + 1]`` (a zero first row and column): int32 for uint8 canvases (exact
         for canvases of up to 8 million pixels), float64 for float canvases.
     """
+    batch, height, width = canvases.shape
     dtype = torch.int32 if canvases.dtype == torch.uint8 else torch.float64
-    table = canvases.to(dtype).cumsum(dim=1, dtype=dtype).cumsum(dim=2, dtype=dtype)
-    return torch.nn.functional.pad(table, (1, 0, 1, 0))
+    shape = (batch, height + 1, width + 1)
+    table = torch.empty(shape, dtype=dtype, device=canvases.device) if out is None else out
+    if table.shape != shape or table.dtype != dtype or not table.is_contiguous():
+        raise ValueError(f"out must be a contiguous {dtype} tensor of shape {shape}")
+    table[:, 0, :] = 0
+    table[:, 1:, 0] = 0
+    table[:, 1:, 1:] = canvases
+    return table.cumsum_(dim=2).cumsum_(dim=1)  # the zero first row and column stay zero
 
 
 def glimpse_from_integral(
@@ -82,28 +97,48 @@ def glimpse_from_integral(
     """
     batch, rows_plus, cols_plus = integral.shape
     height, width = rows_plus - 1, cols_plus - 1
-    steps = torch.arange(patch_size + 1, device=integral.device)
-    corner_rows, corner_cols, areas = [], [], []
-    for scale in range(n_scales):
-        factor = scale_factor**scale
-        rows0, cols0 = square_origin(fixations, patch_size * factor, height, width)
-        # Block (a, b) of the square spans rows [r0 + a f, r0 + (a+1) f); clamping its corners
-        # to the canvas drops exactly the outside pixels, which read as 0.
-        corner_rows.append((rows0[:, None] + steps * factor).clamp(0, height))
-        corner_cols.append((cols0[:, None] + steps * factor).clamp(0, width))
-        areas.append(factor * factor)
-    rows = torch.stack(corner_rows, dim=1)  # [B, k, g + 1]
-    cols = torch.stack(corner_cols, dim=1)
-    index = rows[:, :, :, None] * cols_plus + cols[:, :, None, :]  # [B, k, g + 1, g + 1]
+    peak = 255.0 if integral.dtype == torch.int32 else 1.0
+    scale, half_sides, steps, norm = _retina_constants(
+        patch_size, n_scales, scale_factor, height, width, peak, integral.device
+    )
+    # The origins of every scale's square at once ([B, 2, k]: columns, then rows), computed
+    # as square_origin does: floor(p - side / 2 + 0.5).
+    origins = ((fixations + 1.0) * scale)[:, :, None].sub(half_sides).add_(0.5).floor_().long()
+    # Block (a, b) of scale i spans rows [r0 + a f, r0 + (a + 1) f) with f = s**i; clamping its
+    # corners to the canvas drops exactly the outside pixels, which read as 0.
+    cols = (origins[:, 0, :, None] + steps).clamp_(0, width)  # [B, k, g + 1]
+    rows = (origins[:, 1, :, None] + steps).clamp_(0, height)
+    index = (rows * cols_plus)[:, :, :, None] + cols[:, :, None, :]  # [B, k, g + 1, g + 1]
     side = patch_size + 1
     flat = integral.reshape(batch, rows_plus * cols_plus)
     corners = flat.gather(1, index.view(batch, n_scales * side * side))
     corners = corners.view(batch, n_scales, side, side)
-    sums = corners[:, :, 1:, 1:] - corners[:, :, :-1, 1:] - corners[:, :, 1:, :-1]
-    sums = sums + corners[:, :, :-1, :-1]
-    peak = 255.0 if integral.dtype == torch.int32 else 1.0
-    norm = 1.0 / (peak * torch.tensor(areas, dtype=torch.float32, device=integral.device))
-    return sums.to(torch.float32) * norm[None, :, None, None]
+    sums = corners.diff(dim=3).diff(dim=2)  # S[a+1,b+1] - S[a,b+1] - S[a+1,b] + S[a,b]
+    return sums.to(torch.float32).mul_(norm)
+
+
+@functools.lru_cache(maxsize=64)
+def _retina_constants(
+    patch_size: int,
+    n_scales: int,
+    scale_factor: int,
+    height: int,
+    width: int,
+    peak: float,
+    device: torch.device,
+) -> tuple[torch.Tensor, ...]:
+    """Tensors a glimpse needs that depend on the retina only (built once per device).
+
+    Returns ``(scale [2], half_sides [k], steps [k, g + 1], norm [k, 1, 1])``: pixels per unit
+    of ``(x, y)`` (``[W / 2, H / 2]``), each scale's half side in pixels, the corner offsets
+    ``a * s**i``, and ``1 / (peak * s**(2 i))`` (a block sum to a mean intensity).
+    """
+    factors = torch.tensor([scale_factor**scale for scale in range(n_scales)], device=device)
+    scale = torch.tensor([0.5 * width, 0.5 * height], device=device)
+    half_sides = (patch_size * factors).float() / 2
+    steps = torch.arange(patch_size + 1, device=device)[None, :] * factors[:, None]
+    norm = (1.0 / (peak * (factors * factors).to(torch.float32)))[:, None, None]
+    return scale, half_sides, steps, norm
 
 
 def glimpse(

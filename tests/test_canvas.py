@@ -105,3 +105,50 @@ def test_train_split_draws_new_canvases_each_episode():
     first = env.core.canvases[0].clone()
     env.reset(options={"index": 5})
     assert not torch.equal(env.core.canvases[0], first)
+
+
+def reference_canvas(images, index, key, spec):
+    """One canvas the slow way: loops, each piece pasted in turn with max (the module's rules)."""
+    num_images, size, _ = images.shape
+    keys = torch.tensor([key])
+
+    def draw(stream, high):
+        return int(hash_uniform(keys, stream, high)[0])
+
+    canvas = torch.zeros(spec.height, spec.width, dtype=torch.uint8)
+    if spec.placement == "random":
+        row, col = draw(0, spec.height - size + 1), draw(1, spec.width - size + 1)
+    else:
+        row, col = (spec.height - size) // 2, (spec.width - size) // 2
+    canvas[row : row + size, col : col + size] = images[index]
+    side = spec.clutter_size
+    for piece in range(spec.clutter_count):
+        stream = 2 + 5 * piece
+        source = draw(stream, num_images)
+        crop_row, crop_col = draw(stream + 1, size - side + 1), draw(stream + 2, size - side + 1)
+        row, col = draw(stream + 3, spec.height - side + 1), draw(stream + 4, spec.width - side + 1)
+        cut = images[source, crop_row : crop_row + side, crop_col : crop_col + side]
+        window = canvas[row : row + side, col : col + side]
+        canvas[row : row + side, col : col + side] = torch.maximum(window, cut)
+    return canvas
+
+
+@pytest.mark.parametrize(
+    "spec",
+    [
+        CanvasSpec(60, 60, "random", clutter_count=4),
+        CanvasSpec(100, 100, "random", clutter_count=8),
+        CanvasSpec(41, 33, "random", clutter_count=30, clutter_size=13),
+        CanvasSpec(60, 60, "center", clutter_count=3, clutter_size=28),
+        CanvasSpec(29, 28, "random"),
+    ],
+)
+def test_batched_canvases_match_the_loop_reference(spec):
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randint(0, 256, (7, 28, 28), generator=generator, dtype=torch.uint8)
+    indices = torch.randint(7, (16,), generator=generator)
+    keys = torch.randint(2**31, (16,), generator=generator)
+    canvases = make_canvases(images, indices, keys, spec)
+    for b in range(16):
+        want = reference_canvas(images, int(indices[b]), int(keys[b]), spec)
+        torch.testing.assert_close(canvases[b], want, rtol=0, atol=0)

@@ -46,6 +46,8 @@ from ram_env.vector import GlimpseVectorEnv
 
 #: Settings that may change when a run is resumed; any other difference is an error.
 RESUMABLE_CHANGES = {"epochs", "train_patience", "threads", "plot_every", "resume", "compile", "M"}
+#: Files of a run folder that a new run (without ``--resume``) must never overwrite.
+RUN_FILES = ("last.pt", "best.pt", "metrics.json", "metrics.csv")
 #: Flags a ``--test`` run applies: how the checkpoint is found, scored and on what.
 TEST_FLAGS = {
     "test", "checkpoint", "run_name", "ckpt_dir", "M", "eval_batch_size", "seed", "device",
@@ -344,10 +346,11 @@ def test(args: argparse.Namespace, config: dict, device: torch.device) -> dict[s
 def train(config: dict, device: torch.device) -> None:
     ckpt_dir, log_dir = pathlib.Path(config["ckpt_dir"]), pathlib.Path(config["log_dir"])
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
-    if last_path.exists() and not config["resume"]:
+    earlier = [name for name in RUN_FILES if (ckpt_dir / name).exists()]
+    if earlier and not config["resume"]:
         raise CheckpointError(
-            f"{last_path} exists: continue it with --resume, test it with --test, "
-            "or start another run with --run-name"
+            f"{ckpt_dir} holds another run ({', '.join(earlier)}): continue it with --resume, "
+            "test it with --test, or start another run with --run-name or --ckpt-dir"
         )
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config["seed"])

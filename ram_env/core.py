@@ -98,11 +98,16 @@ class GlimpseConfig:
 
     @classmethod
     def from_kwargs(cls, kwargs: dict) -> GlimpseConfig:
-        """Build from keyword arguments, naming any unknown one."""
+        """Build from keyword arguments; an unknown one raises ``TypeError`` in Python's own
+        wording (``unexpected keyword argument 'x'``, which libraries such as TorchRL probe
+        for), followed by the known ones."""
         known = {field.name for field in fields(cls)}
         unknown = sorted(set(kwargs) - known)
         if unknown:
-            raise TypeError(f"unknown glimpse env argument(s) {unknown}; known: {sorted(known)}")
+            raise TypeError(
+                f"GlimpseEnv got an unexpected keyword argument {unknown[0]!r} "
+                f"(known: {', '.join(sorted(known))})"
+            )
         return cls(**kwargs)
 
     @property

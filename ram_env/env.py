@@ -202,11 +202,21 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         answer = action.get("answer", False)
         if not isinstance(answer, (bool, np.bool_)):
             raise ValueError(f"action['answer'] must be a bool, got {answer!r}")
-        location = np.asarray(action["location"], dtype=np.float32)
+        location = action["location"]
+        if isinstance(location, torch.Tensor):
+            location = location.detach().cpu().numpy()
+        location = np.asarray(location)
+        if location.dtype.kind not in "fiu":  # not bool, complex, str, bytes or object
+            raise ValueError(
+                f"action['location'] must hold real numbers, got dtype {location.dtype}: "
+                f"{action['location']!r}"
+            )
         if location.shape != (2,):
             raise ValueError(f"action['location'] must have shape (2,), got {location.shape}")
+        location = location.astype(np.float64)
         if not np.isfinite(location).all():
             raise ValueError(f"action['location'] must be finite, got {location}")
+        location = np.clip(location, -1.0, 1.0).astype(np.float32)  # huge values: the border
         label = action["label"]
         if isinstance(label, np.ndarray) and label.shape == ():
             label = label.item()

@@ -81,6 +81,7 @@ class GlimpseVectorEnv(VectorEnv):
         self.num_envs = num_envs
         self.device = resolve_device(device)
         self.core = GlimpseCore(self.config, num_envs, self.device)
+        self._needs_reset = True
         self.render_mode = render_mode
         self.validate_actions = validate_actions
         self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
@@ -114,12 +115,17 @@ class GlimpseVectorEnv(VectorEnv):
                     f"options['reset_mask'] must be a bool tensor of shape ({self.num_envs},), "
                     f"got dtype {mask.dtype} shape {tuple(mask.shape)}"
                 )
+        if mask is not None and self._needs_reset:
+            raise RuntimeError("reset() with a reset_mask needs a full reset() first")
         self.core.reset(mask=mask, indices=indices, check=self.validate_actions, samples=samples)
+        self._needs_reset = False
         return self._observation(), {}
 
     def step(
         self, actions: Mapping[str, Any]
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        if self._needs_reset:
+            raise RuntimeError("step() called before reset(): call reset() first")
         location, label, answer = self._actions_as_tensors(actions)
         n_glimpses = self.config.n_glimpses
         core = self.core
@@ -181,20 +187,26 @@ class GlimpseVectorEnv(VectorEnv):
             raise ValueError(
                 "actions must be a dict with keys 'location' and 'label' (and optionally 'answer')"
             )
-        location = torch.as_tensor(actions["location"], device=self.device)
-        label = torch.as_tensor(actions["label"], device=self.device)
+        if not self.validate_actions:
+            answer = actions.get("answer")
+            return (
+                torch.as_tensor(actions["location"], device=self.device),
+                torch.as_tensor(actions["label"], device=self.device),
+                None if answer is None else torch.as_tensor(answer, device=self.device),
+            )
+        location = _as_tensor(actions["location"], "actions['location']", self.device)
+        label = _as_tensor(actions["label"], "actions['label']", self.device)
         answer = actions.get("answer")
         if answer is not None:
-            answer = torch.as_tensor(answer, device=self.device)
-        if not self.validate_actions:
-            return location, label, answer
+            answer = _as_tensor(answer, "actions['answer']", self.device)
         n = self.num_envs
         if location.shape != (n, 2) or not location.dtype.is_floating_point:
             raise ValueError(
                 f"actions['location'] must be a float tensor of shape ({n}, 2), "
                 f"got dtype {location.dtype} shape {tuple(location.shape)}"
             )
-        if label.shape != (n,) or label.dtype.is_floating_point or label.dtype == torch.bool:
+        bad_dtype = label.dtype.is_floating_point or label.dtype.is_complex
+        if label.shape != (n,) or bad_dtype or label.dtype == torch.bool:
             raise ValueError(
                 f"actions['label'] must be an integer tensor of shape ({n},), "
                 f"got dtype {label.dtype} shape {tuple(label.shape)}"
@@ -231,6 +243,14 @@ def _autoreset_mode(mode: AutoresetMode | str) -> AutoresetMode:
     raise ValueError(
         f"unknown autoreset_mode {mode!r}; use one of {[m.name for m in AutoresetMode]}"
     )
+
+
+def _as_tensor(value: Any, name: str, device: torch.device) -> torch.Tensor:
+    """``torch.as_tensor`` with an error that names the action entry (strings, objects)."""
+    try:
+        return torch.as_tensor(value, device=device)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise ValueError(f"{name} must be a numeric tensor, got {value!r} ({error})") from error
 
 
 def _raise_for_rows(bad: torch.Tensor, what: str) -> None:

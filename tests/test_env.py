@@ -5,6 +5,7 @@ import warnings
 import gymnasium as gym
 import numpy as np
 import pytest
+import torch
 from gymnasium.utils.env_checker import check_env
 
 import ram_env
@@ -151,7 +152,7 @@ def test_step_after_the_end_and_before_reset_raise():
         ({"canvas_size": 60.0}, "canvas_size must be an int"),
         ({"fixed_canvases": "false"}, "fixed_canvases must be"),
         ({"start": "left"}, "start must be one of"),
-        ({"n_glimpse": 3}, "unknown glimpse env argument"),
+        ({"n_glimpse": 3}, "unexpected keyword argument .n_glimpse."),
     ],
 )
 def test_bad_settings_raise_clear_errors(kwargs, message):
@@ -187,3 +188,44 @@ def test_an_answer_entry_ends_the_episode_early_and_is_scored():
     env.reset(seed=0)
     with pytest.raises(ValueError, match="must be a bool"):
         env.step({"location": [0.0, 0.0], "label": 0, "answer": 1})
+
+
+BAD_LOCATIONS = [
+    [True, False],
+    ["0.2", "-0.1"],
+    np.array([1 + 2j, 0j]),
+    np.array([0.1, None], dtype=object),
+]
+
+
+@pytest.mark.parametrize("location", BAD_LOCATIONS)
+def test_locations_that_are_not_real_numbers_are_refused_by_both_faces(location):
+    env = gym.make("GlimpseMNIST-v0")
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"action\['location'\]"):
+        env.step({"location": location, "label": 3})
+    vector = gym.make_vec("GlimpseMNIST-v0", num_envs=1, vectorization_mode="vector_entry_point")
+    vector.reset(seed=0)
+    with pytest.raises(ValueError, match=r"actions\['location'\]"):
+        vector.step({"location": np.asarray([location]), "label": torch.zeros(1, dtype=torch.long)})
+
+
+def test_a_huge_finite_location_is_clamped_to_the_border_by_both_faces():
+    env = gym.make("GlimpseMNIST-v0")
+    env.reset(seed=0)
+    obs, *_ = env.step({"location": np.array([1e39, -1e300]), "label": 3})
+    np.testing.assert_array_equal(obs["location"], [1.0, -1.0])
+    vector = gym.make_vec("GlimpseMNIST-v0", num_envs=1, vectorization_mode="vector_entry_point")
+    vector.reset(seed=0)
+    obs, *_ = vector.step(
+        {
+            "location": torch.tensor([[1e39, -1e300]], dtype=torch.float64),
+            "label": torch.zeros(1, dtype=torch.long),
+        }
+    )
+    torch.testing.assert_close(obs["location"], torch.tensor([[1.0, -1.0]]))
+
+
+def test_unknown_keyword_uses_pythons_wording():
+    with pytest.raises(TypeError, match="unexpected keyword argument 'frameskip'"):
+        gym.make("GlimpseMNIST-v0", frameskip=1)

@@ -135,3 +135,45 @@ def test_short_training_beats_chance_by_far_and_evaluation_sees_each_image_once(
     assert greedy > 0.6
     with pytest.raises(ValueError, match="multiple of samples"):
         evaluate(model, test_env, test_images, 3, 0.1, seed=0)
+
+
+def test_leave_one_out_baseline_and_reinforce_weight():
+    """K episodes per image: each episode's control variate is its image's other episodes'
+    mean reward (episode b and b + B/K play the same image)."""
+    from agents.reinforce import Rollout
+
+    log_pi = torch.zeros(6, 2, requires_grad=True)
+    batch = Rollout(
+        log_probs=torch.log_softmax(torch.zeros(6, 10), -1),
+        log_pi=log_pi,
+        baselines=torch.full((6, 2), 0.9),
+        reward=torch.tensor([1.0, 0.0, 1.0, 1.0, 0.0, 0.0]),  # images 0, 1: (1, 1), (0, 0)
+        targets=torch.zeros(6, dtype=torch.long),
+        fixations=torch.zeros(6, 3, 2),
+    )
+    losses = hybrid_loss(batch, reinforce_weight=2.0, samples=2)
+    losses["loss"].backward()
+    # Advantages: image 0 (1 - 1, 1 - 1) = 0; image 1 (0, 0) = 0; image 2 (1 - 0, 0 - 1).
+    want = -2.0 * torch.tensor([0.0, 0.0, 1.0, 0.0, 0.0, -1.0])[:, None].expand(6, 2) / 6
+    torch.testing.assert_close(log_pi.grad, want)
+    with pytest.raises(ValueError, match="multiple of samples"):
+        train_epoch(RAM(RAMConfig()), make_vec(5), None, torch.arange(10), 0.1, None, samples=2)
+
+
+def test_several_episodes_per_image_play_each_image_k_times():
+    torch.manual_seed(0)
+    model = RAM(RAMConfig(core_size=32, glimpse_features=32))
+    env = make_vec(12)
+    env.reset(seed=0)
+    shown = []
+    reset = env.reset
+
+    def recording_reset(**kwargs):
+        shown.append(kwargs["options"]["indices"].clone())
+        return reset(**kwargs)
+
+    env.reset = recording_reset
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    stats = train_epoch(model, env, optimizer, torch.arange(9), 0.1, torch.Generator(), samples=3)
+    assert [chunk.tolist() for chunk in shown] == [[0, 1, 2, 3] * 3, [4, 5, 6, 7] * 3]
+    assert set(stats) >= {"loss", "accuracy", "reinforce"}

@@ -88,3 +88,25 @@ def test_convention_centre_and_top_left():
 def test_far_outside_reads_zero():
     patch = glimpse(torch.ones(2, 28, 28), torch.tensor([[5.0, 0.0], [0.0, -7.0]]), 8, 2, 2)
     assert patch.abs().sum() == 0
+
+
+def test_integral_image_and_reading_from_it():
+    from ram_env.sensor import glimpse_from_integral, integral_image
+
+    rng = np.random.default_rng(1)
+    canvases = torch.from_numpy(rng.integers(0, 256, size=(3, 9, 7), dtype=np.uint8))
+    table = integral_image(canvases)
+    assert table.shape == (3, 10, 8) and table.dtype == torch.int32
+    for r in range(10):
+        for c in range(8):
+            assert torch.equal(table[:, r, c], canvases[:, :r, :c].sum(dim=(1, 2)).int())
+    reused = torch.full((3, 10, 8), 7, dtype=torch.int32)
+    assert integral_image(canvases, out=reused) is reused and torch.equal(reused, table)
+    with pytest.raises(ValueError, match=r"contiguous torch\.int32 tensor of shape"):
+        integral_image(canvases, out=torch.zeros(3, 9, 8, dtype=torch.int32))
+    fixations = torch.from_numpy(rng.uniform(-1.2, 1.2, size=(3, 2)).astype(np.float32))
+    torch.testing.assert_close(
+        glimpse_from_integral(table, fixations, 3, 2, 2), glimpse(canvases, fixations, 3, 2, 2)
+    )
+    floats = integral_image(canvases.double() / 255)
+    assert floats.dtype == torch.float64

@@ -142,3 +142,23 @@ def test_bad_flags_are_refused_by_name(flags, named, capsys):
     with pytest.raises(SystemExit):
         train_reinforce.parse_args(flags)
     assert named in capsys.readouterr().err
+
+
+def test_glimpses_are_standardised_with_the_task_dataset_statistics():
+    fashion = train_reinforce.run_config(
+        train_reinforce.parse_args(["--env", "GlimpseFashionMNIST-v0"])
+    )
+    assert (fashion["model"]["glimpse_mean"], fashion["model"]["glimpse_std"]) == (0.286, 0.353)
+    as_mnist = train_reinforce.run_config(
+        train_reinforce.parse_args(["--env", "GlimpseFashionMNIST-v0", "--glimpse-stats", "mnist"])
+    )
+    assert as_mnist["model"]["glimpse_mean"] == 0.1307
+
+
+def test_a_new_run_never_overwrites_another_runs_best_or_metrics(tmp_path, capsys):
+    assert run(tmp_path, "--epochs", "1", "--patch-size", "12") == 0
+    (tmp_path / "last.pt").unlink()
+    before = {name: (tmp_path / name).read_bytes() for name in ("best.pt", "metrics.json")}
+    assert run(tmp_path, "--epochs", "1") == 2
+    assert "holds another run (best.pt, metrics.json, metrics.csv)" in capsys.readouterr().err
+    assert before == {name: (tmp_path / name).read_bytes() for name in before}

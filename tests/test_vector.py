@@ -203,3 +203,14 @@ def test_answer_mask_ends_some_sub_envs_early():
     assert envs.core.steps.tolist() == [0, 2, 0]
     with pytest.raises(ValueError, match="answer"):
         envs.step({**actions(3, 2), "answer": torch.tensor([1, 0, 0])})
+
+
+def test_stepping_before_any_reset_is_an_error():
+    envs = gym.make_vec("GlimpseMNIST-v0", num_envs=4, vectorization_mode="vector_entry_point")
+    action = {"location": torch.zeros(4, 2), "label": torch.zeros(4, dtype=torch.long)}
+    with pytest.raises(RuntimeError, match="call reset"):
+        envs.step(action)
+    with pytest.raises(RuntimeError, match="full reset"):
+        envs.reset(options={"reset_mask": torch.ones(4, dtype=torch.bool)})
+    envs.reset(seed=0)
+    envs.step(action)

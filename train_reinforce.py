@@ -46,6 +46,13 @@ from ram_env.vector import GlimpseVectorEnv
 
 #: Settings that may change when a run is resumed; any other difference is an error.
 RESUMABLE_CHANGES = {"epochs", "train_patience", "threads", "plot_every", "resume", "compile", "M"}
+#: Each task's recipe: the defaults that differ from the flags' own (which are GlimpseMNIST-v0's).
+#: A flag given on the command line wins. Why these values: docs/recipe.md.
+TASK_RECIPES: dict[str, dict[str, Any]] = {
+    "GlimpseTranslatedMNIST-v0": {"std": 0.17, "epochs": 300},
+    "GlimpseClutteredMNIST-v0": {"std": 0.17, "epochs": 300},
+    "GlimpseClutteredMNIST100-v0": {"std": 0.17, "epochs": 300},
+}
 #: Files of a run folder that a new run (without ``--resume``) must never overwrite.
 RUN_FILES = ("last.pt", "best.pt", "metrics.json", "metrics.csv")
 #: Flags a ``--test`` run applies: how the checkpoint is found, scored and on what.
@@ -80,8 +87,14 @@ POSITIVE_INTS = (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    recipes = "\n".join(
+        f"  {env}: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in recipe.items())
+        for env, recipe in TASK_RECIPES.items()
+    )
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=f"Task recipes (defaults that --env changes; a flag given wins):\n{recipes}",
     )
     task = parser.add_argument_group("task and retina (default: the env id's own settings)")
     task.add_argument("--env", default="GlimpseMNIST-v0", choices=sorted(ram_env.TASKS))
@@ -96,7 +109,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--core-size", type=int, default=256, help="core state size (hidden_size)")
     model.add_argument("--policy-hidden", type=int, default=128, help="location net hidden size")
     model.add_argument("--core", choices=("rnn", "lstm"), default="rnn")
-    model.add_argument("--std", type=float, default=0.05, help="location policy std")
+    model.add_argument(
+        "--std", type=float, default=0.05, help="location policy std (see the task recipes)"
+    )
     model.add_argument(
         "--glimpse-stats",
         choices=("dataset", "mnist"),
@@ -113,7 +128,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "the image's other episodes as REINFORCE baseline",
     )
     train.add_argument("--reinforce-weight", type=float, default=1.0, help="weight of REINFORCE")
-    train.add_argument("--epochs", type=int, default=100)
+    train.add_argument("--epochs", type=int, default=100, help="(see the task recipes)")
     train.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate")
     train.add_argument(
         "--lr-schedule",
@@ -149,6 +164,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     mode.add_argument("--checkpoint", help="with --test: a .pt path (default: the run's best.pt)")
     args = parser.parse_args(argv)
     args.given = explicit_flags(parser, argv)
+    for name, value in TASK_RECIPES.get(args.env, {}).items():
+        if name not in args.given:
+            setattr(args, name, value)
     for name in POSITIVE_INTS:
         value = getattr(args, name)
         if value is not None and value < 1:
@@ -389,6 +407,8 @@ def train(config: dict, device: torch.device) -> None:
         valid_env.unwrapped.set_rng_state(rng["valid_env"])
         epoch, best, best_epoch = payload["epoch"], payload["best_accuracy"], payload["best_epoch"]
         history = payload["history"]
+        if history:  # a crash between the checkpoint and the metrics files loses no row
+            write_metrics(history, ckpt_dir)
         print(f"resumed {last_path} after epoch {epoch} (best validation {100 * best:.2f}%)")
     writer = SummaryWriter(log_dir, purge_step=epoch + 1)
     print(
@@ -419,6 +439,7 @@ def train(config: dict, device: torch.device) -> None:
                 reinforce_weight=config["reinforce_weight"],
             )
         seconds = time.perf_counter() - start
+        elapsed = history[-1].get("elapsed_seconds", 0.0) if history else 0.0
         valid_accuracy = evaluate(
             model, valid_env, valid_images, 1, config["std"], config["seed"] + 1, mean_policy=True
         )
@@ -437,6 +458,9 @@ def train(config: dict, device: torch.device) -> None:
             "lr": optimizer.param_groups[0]["lr"],
             "std": config["std"],
             "seconds": round(seconds, 2),
+            # Wall-clock of the run so far (training and validation, summed over sittings):
+            # the time to reach a validation error can be read off the metrics.
+            "elapsed_seconds": round(elapsed + time.perf_counter() - start, 2),
             "images_per_second": round(images_per_epoch / seconds, 1),
         }
         history.append(record)

@@ -6,6 +6,7 @@ settings.
 
 from __future__ import annotations
 
+import glob
 import os
 import pathlib
 import secrets
@@ -21,9 +22,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     and renamed over ``path`` (``os.replace``).
 
     A crash or an exception at any moment leaves either the old file or the new one, never a
-    partial file; the temporary file is removed on an exception. The folder must exist.
+    partial file; the temporary file is removed on an exception, and a temporary file that a
+    killed process left for the same ``path`` is removed by the next write to it. The folder
+    must exist.
     """
     path = pathlib.Path(path)
+    _remove_stale_temporaries(path)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         with temporary.open("xb") as file:
@@ -34,3 +38,23 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
     except BaseException:
         temporary.unlink(missing_ok=True)
         raise
+
+
+def _remove_stale_temporaries(path: pathlib.Path) -> None:
+    """Remove ``.<name>.<pid>.<hex>.tmp`` files of ``path`` whose writer process is gone."""
+    for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        pid = temporary.name[len(path.name) + 2 :].split(".")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            temporary.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True

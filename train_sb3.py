@@ -28,7 +28,9 @@ checkpoint unless given on the command line.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
+import os
 import pathlib
 import sys
 import time
@@ -112,6 +114,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="continue training a saved model, with the run's settings from run.json beside it",
     )
     mode.add_argument("--test", metavar="PATH", help="score a saved model on the test split")
+    parser.add_argument(
+        "--trust-model",
+        action="store_true",
+        help="load a model zip whose sha256 is not the one recorded in run.json beside it. SB3 "
+        "zips hold pickles, which can run any code when loaded: only for files you trust",
+    )
     args = parser.parse_args(argv)
     for name in ("timesteps", "n_envs", "eval_envs", "val_size"):
         value = getattr(args, name)
@@ -135,7 +143,50 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def _read_run_json(checkpoint: str) -> dict[str, Any] | None:
     path = pathlib.Path(checkpoint).parent / "run.json"
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        stored = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise SettingsError(f"{path} is not a readable run.json: {error}") from error
+    if not isinstance(stored, dict):
+        raise SettingsError(f"{path} is not a run.json (not a JSON object)")
+    return stored
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """SHA-256 (hex) of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_model_file(path: str, trusted: bool) -> None:
+    """Refuse to load ``path`` unless its sha256 is the one recorded in ``run.json`` beside it
+    (``model_sha256``, written with every checkpoint) or the user said ``--trust-model``.
+
+    An SB3 zip holds pickled objects that run code when loaded, so a file ram-env did not
+    write could do anything; the digest proves it is the file this project saved.
+    """
+    if not pathlib.Path(path).is_file():
+        raise SettingsError(f"no model at {path}")
+    if trusted:
+        return
+    recorded = ((_read_run_json(path) or {}).get("model_sha256") or {}).get(pathlib.Path(path).name)
+    actual = file_sha256(path)
+    if recorded != actual:
+        why = (
+            "no digest of it is recorded in run.json beside it"
+            if recorded is None
+            else f"its sha256 {actual[:16]}... differs from the {recorded[:16]}... in run.json"
+        )
+        raise SettingsError(
+            f"refusing to load {path}: {why}. SB3 model zips hold pickles, which run code when "
+            "loaded, so ram-env loads only the zips it saved itself. If you trust this file "
+            "(you made it), pass --trust-model."
+        )
 
 
 def write_run_json(run_dir: pathlib.Path, meta: dict[str, Any]) -> None:
@@ -263,13 +314,14 @@ def _check_resumed_hyperparameters(model: Any, algo: str, args: argparse.Namespa
 
 
 def _best_of_old_run(
-    run_dir: pathlib.Path, cls: Any, model_device: str, evaluate: Any
+    run_dir: pathlib.Path, cls: Any, model_device: str, evaluate: Any, trusted: bool
 ) -> float | None:
     """The validation accuracy of ``best.zip`` when ``run.json`` did not record it."""
     best_path = run_dir / "best.zip"
     if not best_path.exists():
         return None
     print(f"run.json has no best validation accuracy: scoring {best_path}", flush=True)
+    check_model_file(str(best_path), trusted)
     return evaluate(cls.load(best_path, device=model_device))
 
 
@@ -314,13 +366,14 @@ def train(args: argparse.Namespace) -> float:
     cls, policy = algorithm_class(algo)
     best = -1.0
     if args.resume:
+        check_model_file(args.resume, args.trust_model)
         model = cls.load(args.resume, env=env, device=model_device, tensorboard_log=log_dir)
         _check_resumed_hyperparameters(model, algo, args)
         if args.seed is not None:
             model.set_random_seed(args.seed)
         recorded = settings.get("best_val_accuracy")
         if recorded is None:
-            recorded = _best_of_old_run(run_dir, cls, model_device, validate)
+            recorded = _best_of_old_run(run_dir, cls, model_device, validate, args.trust_model)
         best = -1.0 if recorded is None else float(recorded)
         print(
             f"resumed {args.resume} at {model.num_timesteps} timesteps (best validation "
@@ -353,6 +406,11 @@ def train(args: argparse.Namespace) -> float:
     write_run_json(run_dir, meta)
 
     def record_checkpoint(callback: ValidationCallback) -> None:
+        meta["model_sha256"] = {
+            name: file_sha256(run_dir / name)
+            for name in ("last.zip", "best.zip")
+            if (run_dir / name).exists()
+        }
         meta["best_val_accuracy"] = callback.best_accuracy if callback.best_accuracy >= 0 else None
         if callback.best_timesteps is not None:
             meta["best_timesteps"] = callback.best_timesteps
@@ -414,6 +472,7 @@ def test(args: argparse.Namespace) -> float:
     settings = _run_settings(args, args.test)
     model_device, env_device = resolve_devices(args)
     cls, _ = algorithm_class(settings["algo"])
+    check_model_file(args.test, args.trust_model)
     model = cls.load(args.test, device=model_device)
     start = time.perf_counter()
     correct = evaluate_sb3_episodes(

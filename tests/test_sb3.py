@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -290,6 +291,46 @@ def test_cli_train_resume_then_test(tmp_path, capsys):
     assert train_sb3.main([*common, "--test", str(run_dir / "best.zip")]) == 0
     out = capsys.readouterr().out
     assert "test error" in out and f"/{len(load_split('mnist', 'test')[1])} right" in out
+    assert set(json.loads((run_dir / "run.json").read_text())["model_sha256"]) == {
+        "last.zip",
+        "best.zip",
+    }
+
+    # A zip ram-env did not write (here: one whose pickle runs a command) is never loaded.
+    marker = tmp_path / "pwned"
+    evil = run_dir / "best.zip"
+    evil.write_bytes(_zip_with_code(evil.read_bytes(), marker))
+    assert train_sb3.main([*common, "--test", str(evil)]) == 2
+    err = capsys.readouterr().err
+    assert "refusing to load" in err and "--trust-model" in err and "run code" in err
+    assert not marker.exists()
+    (run_dir / "run.json").write_text("{broken")
+    assert train_sb3.main([*common, "--test", str(run_dir / "last.zip")]) == 2
+    assert "not a readable run.json" in capsys.readouterr().err
+    (run_dir / "run.json").unlink()
+    assert train_sb3.main([*common, "--resume", str(run_dir / "last.zip")]) == 2
+    assert train_sb3.main([*common, "--test", str(tmp_path / "nothing.zip")]) == 2
+    assert "no model at" in capsys.readouterr().err
+
+
+def _zip_with_code(original: bytes, marker) -> bytes:
+    """``original`` (an SB3 zip) with a ``data`` entry whose pickle would run a command."""
+    import base64
+    import io
+    import pickle
+    import zipfile
+
+    class RunsCode:
+        def __reduce__(self):
+            return (os.system, (f"echo pwned > {marker}",))
+
+    payload = base64.b64encode(pickle.dumps(RunsCode())).decode()
+    data = json.dumps({"policy_class": {":type:": "x", ":serialized:": payload}})
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(original)) as source, zipfile.ZipFile(out, "w") as target:
+        for item in source.infolist():
+            target.writestr(item, data if item.filename == "data" else source.read(item))
+    return out.getvalue()
 
 
 def test_cli_rejects_bad_arguments():

@@ -515,7 +515,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = resolve_device(args.device)
+    try:
+        device = resolve_device(args.device)
+    except (ValueError, RuntimeError) as error:  # before any run folder exists
+        print(f"error: --device: {error}", file=sys.stderr)
+        return 2
     config = run_config(args)
     try:
         if args.test:

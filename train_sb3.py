@@ -267,8 +267,11 @@ def resolve_devices(args: argparse.Namespace) -> tuple[str, str]:
     """
     from ram_env.core import resolve_device
 
-    model_device = str(resolve_device(args.device))
-    env_device = str(resolve_device(args.env_device)) if args.env_device else model_device
+    try:
+        model_device = str(resolve_device(args.device))
+        env_device = str(resolve_device(args.env_device)) if args.env_device else model_device
+    except (ValueError, RuntimeError) as error:
+        raise SettingsError(f"--device/--env-device: {error}") from None
     return model_device, env_device
 
 

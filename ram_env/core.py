@@ -71,7 +71,7 @@ class GlimpseConfig:
         check_choice("start", self.start, ("random", "center"))
         size = self.canvas_size
         sides = [size] if _is_int(size) else list(size) if isinstance(size, (tuple, list)) else []
-        if len(sides) not in (1, 2) or not all(_is_int(side) for side in sides):
+        if len(sides) != (1 if _is_int(size) else 2) or not all(_is_int(side) for side in sides):
             raise ValueError(f"canvas_size must be an int or (height, width) ints, got {size!r}")
         if self.fixed_canvases not in (None, True, False):
             raise ValueError(
@@ -95,6 +95,15 @@ class GlimpseConfig:
                 raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
         if self.clutter_size > 28:
             raise ValueError(f"clutter_size must be at most 28, got {self.clutter_size}")
+        side = self.patch_size * self.scale_factor ** (self.n_scales - 1)
+        if side > 2 * max(height, width):
+            raise ValueError(
+                f"the retina's largest square is {side} px (patch_size {self.patch_size} x "
+                f"scale_factor {self.scale_factor}**(n_scales - 1), n_scales {self.n_scales}), "
+                f"more than twice the {height}x{width} canvas: at most {2 * max(height, width)} "
+                "px is useful (it sees the whole canvas from any fixation); lower n_scales, "
+                "patch_size or scale_factor"
+            )
 
     @classmethod
     def from_kwargs(cls, kwargs: dict) -> GlimpseConfig:
@@ -144,7 +153,17 @@ def resolve_device(device: str | torch.device) -> torch.device:
     """
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    device = torch.device(device)
+    try:
+        device = torch.device(device)
+    except (TypeError, RuntimeError) as error:
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}") from (
+            error
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {str(device)!r} (the glimpse "
+            "envs hold real tensors on a CPU or a CUDA GPU)"
+        )
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise RuntimeError(f"device {str(device)!r} was requested but CUDA is not available")
@@ -170,7 +189,7 @@ class GlimpseCore:
     """
 
     def __init__(self, config: GlimpseConfig, num_episodes: int, device: torch.device) -> None:
-        if num_episodes < 1:
+        if not _is_int(num_episodes) or num_episodes < 1:
             raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
         self.config = config
         self.num_episodes = num_episodes
@@ -205,8 +224,12 @@ class GlimpseCore:
         with the same stream, as Gymnasium expects. The same seed also keys the start fixations
         of fixed canvases (``start_seed``).
         """
-        if seed is not None and (not isinstance(seed, (int, np.integer)) or seed < 0):
+        if seed is not None and (
+            not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0
+        ):
             raise ValueError(f"seed must be a non-negative int or None, got {seed!r}")
+        if seed is not None and seed >= 2**64:
+            raise ValueError(f"seed must be below 2**64, got {seed}")
         if seed is not None:
             seed = int(seed)
         elif not self.seeded:
@@ -257,7 +280,12 @@ class GlimpseCore:
                 self.num_images, (count,), generator=self.generator, device=self.device
             )
         else:
-            indices = torch.as_tensor(indices, device=self.device)
+            try:
+                indices = torch.as_tensor(indices, device=self.device)
+            except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+                raise ValueError(
+                    f"image indices must be integers in [0, {self.num_images}), got {error}"
+                ) from None
             if check:
                 self._check_indices(indices, count)
             indices = indices.long()

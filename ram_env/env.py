@@ -136,6 +136,10 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         if index is not None:
             if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
                 raise ValueError(f"options['index'] must be an int, got {index!r}")
+            if not 0 <= index < self.core.num_images:
+                raise ValueError(
+                    f"options['index'] {index} is out of range [0, {self.core.num_images})"
+                )
             indices = torch.tensor([int(index)])
         if not isinstance(sample, (int, np.integer)) or isinstance(sample, bool) or sample < 0:
             raise ValueError(f"options['sample'] must be an int >= 0, got {sample!r}")

@@ -78,6 +78,8 @@ class GlimpseVectorEnv(VectorEnv):
                 f"episodes last exactly n_glimpses={self.config.n_glimpses} steps; "
                 f"max_episode_steps={max_episode_steps} would cut them short (set n_glimpses)"
             )
+        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
+            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         self.num_envs = num_envs
         self.device = resolve_device(device)
         self.core = GlimpseCore(self.config, num_envs, self.device)

@@ -229,3 +229,36 @@ def test_a_huge_finite_location_is_clamped_to_the_border_by_both_faces():
 def test_unknown_keyword_uses_pythons_wording():
     with pytest.raises(TypeError, match="unexpected keyword argument 'frameskip'"):
         gym.make("GlimpseMNIST-v0", frameskip=1)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"canvas_size": [60]}, "canvas_size must be an int or"),
+        ({"n_scales": 12}, "retina's largest square is 16384 px"),
+        ({"device": "meta"}, "device must be 'auto', 'cpu', 'cuda'"),
+        ({"device": "xyz"}, "device must be 'auto', 'cpu', 'cuda'"),
+    ],
+)
+def test_bad_config_names_the_argument(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        gym.make("GlimpseMNIST-v0", **kwargs)
+
+
+def test_seeds_and_indices_out_of_range_are_range_errors():
+    env = gym.make("GlimpseMNIST-v0")
+    for seed in (2**64, 2**100, True):
+        with pytest.raises(ValueError, match="seed must be"):
+            env.reset(seed=seed)
+    with pytest.raises(ValueError, match="out of range"):
+        env.reset(options={"index": 2**63})
+    vector = gym.make_vec("GlimpseMNIST-v0", num_envs=2, vectorization_mode="vector_entry_point")
+    with pytest.raises(ValueError, match="seed must be below 2"):
+        vector.reset(seed=2**64)
+    with pytest.raises(ValueError, match="image indices must be integers"):
+        vector.reset(seed=0, options={"indices": [2**63, 1]})
+    for num_envs in (2.5, "3", True, 0):
+        with pytest.raises(ValueError, match="num_envs must be an int"):
+            gym.make_vec(
+                "GlimpseMNIST-v0", num_envs=num_envs, vectorization_mode="vector_entry_point"
+            )

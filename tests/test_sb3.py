@@ -523,3 +523,10 @@ def test_public_helpers_for_the_benchmark():
     assert train_sb3.resolve_devices(args) == ("cpu", "cpu")
     assert train_sb3.algorithm_kwargs("ppo", args) == {"n_steps": 128, "batch_size": 256}
     assert train_sb3.algorithm_kwargs("a2c", args) == {"n_steps": 5}
+
+
+def test_cli_device_that_cannot_work_fails_before_any_run_folder(tmp_path, capsys):
+    argv = ["--device", "meta", "--save-dir", str(tmp_path / "ckpt"), "--timesteps", "64"]
+    assert train_sb3.main(argv) == 2
+    assert "--device" in capsys.readouterr().err
+    assert not (tmp_path / "ckpt").exists()

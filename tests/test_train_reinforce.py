@@ -205,3 +205,10 @@ def test_resume_rebuilds_the_metrics_and_stale_temporaries_are_removed(tmp_path)
     assert (tmp_path / "metrics.csv").read_text() == rows and stale.exists()
     assert run(tmp_path, "--epochs", "2", "--resume", *plateau) == 0
     assert not stale.exists()
+
+
+@pytest.mark.parametrize("device", ["meta", "xyz", "cuda:7"])
+def test_a_device_that_cannot_work_fails_before_any_run_folder(tmp_path, capsys, device):
+    assert run(tmp_path / "run", "--device", device) == 2
+    assert "--device" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -34,6 +34,7 @@ import os
 import pathlib
 import sys
 import time
+import zipfile
 from collections.abc import Sequence
 from typing import Any
 
@@ -127,6 +128,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.eval_freq < 0:
         parser.error(f"--eval-freq must be >= 0, got {args.eval_freq}")
+    if args.grid is not None:
+        from ram_env.wrappers import check_grid
+
+        try:
+            check_grid(args.grid)
+        except ValueError as error:
+            parser.error(f"--{error}")
     if args.val_fraction is not None and not 0 < args.val_fraction < 1:
         parser.error(
             "--val-fraction must be in (0, 1): validation picks the best model, "
@@ -163,6 +171,26 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
+def _load_model(cls: Any, path: str, **kwargs: Any) -> Any:
+    """``cls.load(path, **kwargs)``; a file SB3 cannot read is a ``SettingsError`` naming it."""
+    try:
+        return cls.load(path, **kwargs)
+    except Exception as error:
+        raise SettingsError(
+            f"cannot load {path} as a {cls.__name__} model (corrupt, truncated, or saved by "
+            f"another algorithm): {type(error).__name__}: {error}"
+        ) from error
+
+
+def _is_sb3_zip(path: str) -> bool:
+    """Whether ``path`` is a zip with SB3's ``data`` entry (a torch ``.pt`` is a zip too)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return "data" in archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
 def check_model_file(path: str, trusted: bool) -> None:
     """Refuse to load ``path`` unless its sha256 is the one recorded in ``run.json`` beside it
     (``model_sha256``, written with every checkpoint) or the user said ``--trust-model``.
@@ -172,9 +200,21 @@ def check_model_file(path: str, trusted: bool) -> None:
     """
     if not pathlib.Path(path).is_file():
         raise SettingsError(f"no model at {path}")
+    if not _is_sb3_zip(path):
+        raise SettingsError(
+            f"{path} is not an SB3 model zip (a RAM checkpoint .pt is tested with "
+            "train_reinforce.py --test)"
+        )
     if trusted:
         return
-    recorded = ((_read_run_json(path) or {}).get("model_sha256") or {}).get(pathlib.Path(path).name)
+    stored = _read_run_json(path)
+    if stored is None:
+        raise SettingsError(
+            f"refusing to load {path}: no run.json beside it, so nothing proves ram-env saved "
+            "it. SB3 model zips hold pickles, which run code when loaded. If you trust this "
+            "file (you made it), pass --trust-model."
+        )
+    recorded = (stored.get("model_sha256") or {}).get(pathlib.Path(path).name)
     actual = file_sha256(path)
     if recorded != actual:
         why = (
@@ -197,16 +237,29 @@ def write_run_json(run_dir: pathlib.Path, meta: dict[str, Any]) -> None:
     atomic_write(run_dir / "run.json", lambda file: file.write(text))
 
 
-def _run_settings(args: argparse.Namespace, checkpoint: str | None) -> dict[str, Any]:
-    """``--test``: the settings in ``run.json`` beside ``checkpoint`` (if any), then the CLI's."""
-    settings: dict[str, Any] = dict(DEFAULTS)
-    if checkpoint is not None:
-        settings.update(_read_run_json(checkpoint) or {})
+def _run_settings(args: argparse.Namespace, checkpoint: str) -> dict[str, Any]:
+    """``--test``: the settings in ``run.json`` beside ``checkpoint``. ``--algo``, ``--env`` or
+    ``--grid`` with another value than the model was trained with is a ``SettingsError``
+    naming both; ``--env-kwargs`` are applied on top of the trained ones and printed."""
+    stored = _read_run_json(checkpoint)
+    settings: dict[str, Any] = {**DEFAULTS, **(stored or {})}
     for key in ("algo", "env", "grid"):
-        if getattr(args, key) is not None:
-            settings[key] = getattr(args, key)
+        given = getattr(args, key)
+        if given is None:
+            continue
+        if stored is not None and key in stored and given != stored[key]:
+            raise SettingsError(
+                f"--{key} {given!r} contradicts {checkpoint}: it was trained with --{key} "
+                f"{stored[key]!r} (drop the flag)"
+            )
+        settings[key] = given
     if args.env_kwargs:
-        settings["env_kwargs"] = {**settings["env_kwargs"], **args.env_kwargs}
+        trained = dict(settings.get("env_kwargs") or {})
+        settings["env_kwargs"] = {**trained, **args.env_kwargs}
+        print(
+            f"testing with env kwargs {settings['env_kwargs']} (trained with {trained})",
+            flush=True,
+        )
     return settings
 
 
@@ -325,7 +378,7 @@ def _best_of_old_run(
         return None
     print(f"run.json has no best validation accuracy: scoring {best_path}", flush=True)
     check_model_file(str(best_path), trusted)
-    return evaluate(cls.load(best_path, device=model_device))
+    return evaluate(_load_model(cls, str(best_path), device=model_device))
 
 
 def train(args: argparse.Namespace) -> float:
@@ -370,7 +423,7 @@ def train(args: argparse.Namespace) -> float:
     best = -1.0
     if args.resume:
         check_model_file(args.resume, args.trust_model)
-        model = cls.load(args.resume, env=env, device=model_device, tensorboard_log=log_dir)
+        model = _load_model(cls, args.resume, env=env, device=model_device, tensorboard_log=log_dir)
         _check_resumed_hyperparameters(model, algo, args)
         if args.seed is not None:
             model.set_random_seed(args.seed)
@@ -472,11 +525,11 @@ def test(args: argparse.Namespace) -> float:
     """Score the model at ``args.test`` on the whole test split; print and return accuracy."""
     from agents.sb3 import algorithm_class, evaluate_sb3_episodes
 
+    check_model_file(args.test, args.trust_model)
     settings = _run_settings(args, args.test)
     model_device, env_device = resolve_devices(args)
     cls, _ = algorithm_class(settings["algo"])
-    check_model_file(args.test, args.trust_model)
-    model = cls.load(args.test, device=model_device)
+    model = _load_model(cls, args.test, device=model_device)
     start = time.perf_counter()
     correct = evaluate_sb3_episodes(
         model,

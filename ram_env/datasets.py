@@ -50,6 +50,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -65,6 +66,7 @@ __all__ = [
     "PIXEL_STATS",
     "SPLITS",
     "CorruptDataError",
+    "DataRootNotWritableError",
     "DatasetNotFoundError",
     "RestrictedUnpickler",
     "check_choice",
@@ -140,6 +142,15 @@ class CorruptDataError(ValueError):
 
 class DatasetNotFoundError(FileNotFoundError):
     """No route could provide the dataset; the message lists every route and its failure."""
+
+
+class DataRootNotWritableError(PermissionError):
+    """The data was found but its cache cannot be written: the data root is read-only or not
+    writable. ``arrays`` holds the verified data, usable without a cache."""
+
+    def __init__(self, message: str, arrays: Arrays) -> None:
+        super().__init__(message)
+        self.arrays = arrays
 
 
 class _RouteFailed(Exception):
@@ -220,16 +231,21 @@ def _cache_path(name: str, root: pathlib.Path) -> pathlib.Path:
 def _load_tensors(name: str, root: pathlib.Path) -> dict[str, torch.Tensor]:
     """The cache's arrays as tensors (labels int64), loaded once per (name, resolved root)."""
     cache = _cache_path(name, root)
+    arrays = None
     if not cache.exists():
         try:
             _fetch(name, root, download=False)
+        except DataRootNotWritableError as error:  # usable, just not cached
+            warnings.warn(f"{error}; using the data without a cache", stacklevel=3)
+            arrays = error.arrays
         except DatasetNotFoundError as error:
             raise DatasetNotFoundError(
                 f"dataset {name!r} is not in the data root {root}: run `python -m "
                 f"ram_env.datasets fetch {name}` (with --root {root} if it is not the default) "
                 f"to fetch it; making an env reads local files only.\n{error}"
             ) from None
-    arrays = _read_cache(cache)
+    if arrays is None:
+        arrays = _read_cache(cache)
     tensors = {key: torch.from_numpy(np.ascontiguousarray(arrays[key])) for key in _ARRAY_KEYS}
     for split in SPLITS:
         tensors[f"{split}_labels"] = tensors[f"{split}_labels"].long()
@@ -244,7 +260,15 @@ def _fetch(name: str, root: pathlib.Path, *, download: bool) -> tuple[pathlib.Pa
         _read_cache(cache)
         return cache, "existing cache"
     arrays, route = _build(name, root, download=download)
-    _write_cache(cache, arrays)
+    try:
+        _write_cache(cache, arrays)
+    except OSError as error:
+        raise DataRootNotWritableError(
+            f"found {name} ({route}) but cannot write its cache {cache}: the data root {root} "
+            f"is read-only or not writable ({type(error).__name__}: {error}); choose a "
+            f"writable data root with ${ENV_VAR} or --root",
+            arrays,
+        ) from error
     return cache, route
 
 
@@ -702,7 +726,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             path, route = _fetch(name, root, download=not args.no_download)
             arrays = _read_cache(path)
-        except (DatasetNotFoundError, CorruptDataError) as error:
+        except (DatasetNotFoundError, CorruptDataError, DataRootNotWritableError) as error:
             print(f"{name}: FAILED: {error}", file=sys.stderr)
             status = 1
             continue

@@ -140,14 +140,22 @@ def decode_discrete_actions(
     return location, label, answer
 
 
+#: The finest fixation grid: 64 x 64 fixations (4,096 actions) is already finer than a pixel
+#: on every task's canvas but the 100 x 100 one.
+MAX_GRID = 64
+
+
 def check_grid(grid: Any) -> int:
-    """``grid`` as an ``int`` if it is an integer >= 1 (no float, no bool), else ``ValueError``.
+    """``grid`` as an ``int`` if it is an integer in ``[1, MAX_GRID]`` (no float, no bool), else
+    ``ValueError``.
 
     The one grid check of the wrapper, the action space and the SB3 adapter: ``4.5`` is an
     error, never silently ``4``.
     """
-    if not isinstance(grid, (int, np.integer)) or isinstance(grid, bool) or grid < 1:
-        raise ValueError(f"grid must be an integer >= 1, got {grid!r}")
+    if not isinstance(grid, (int, np.integer)) or isinstance(grid, bool) or not 1 <= grid:
+        raise ValueError(f"grid must be an integer in [1, {MAX_GRID}], got {grid!r}")
+    if grid > MAX_GRID:
+        raise ValueError(f"grid must be an integer in [1, {MAX_GRID}], got {grid!r}")
     return int(grid)
 
 

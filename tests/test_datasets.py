@@ -518,3 +518,21 @@ def test_idx_files_that_are_not_the_official_ones_are_refused_by_name(
     assert "FAILED" in capsys.readouterr().err
     assert datasets.main(["fetch", "mnist", "--root", str(root), "--allow-unofficial"]) == 0
     assert_loads("mnist", root, small)
+
+
+def test_an_unwritable_data_root_is_named_and_the_data_still_loads(
+    root, small, monkeypatch, capsys
+):
+    write_idx_dataset(root / "mnist", small)
+
+    def read_only(path, write):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(datasets, "atomic_write", read_only)
+    assert datasets.main(["fetch", "mnist", "--root", str(root)]) == 1
+    err = capsys.readouterr().err
+    assert "read-only or not writable" in err and str(root) in err and "$RAM_ENV_DATA" in err
+    with pytest.warns(UserWarning, match="using the data without a cache"):
+        images, labels = load_split("mnist", "train", root=root)
+    np.testing.assert_array_equal(labels.numpy(), small["train_labels"])
+    assert not (root / "mnist.npz").exists()

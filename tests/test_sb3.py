@@ -295,6 +295,24 @@ def test_cli_train_resume_then_test(tmp_path, capsys):
         "last.zip",
         "best.zip",
     }
+    best = str(run_dir / "best.zip")
+    for flags, named in (
+        (["--env", "GlimpseFashionMNIST-v0"], "trained with --env 'GlimpseMNIST-v0'"),
+        (["--algo", "ppo"], "trained with --algo 'recurrent-ppo'"),
+        (["--grid", "5"], "trained with --grid 4"),
+    ):
+        assert train_sb3.main([*common, "--test", best, *flags]) == 2
+        assert named in capsys.readouterr().err
+    assert train_sb3.main([*common, "--test", best, "--env-kwargs", '{"n_glimpses": 3}']) == 0
+    assert "{'n_glimpses': 3} (trained with {'n_glimpses': 4})" in capsys.readouterr().out
+    ram_checkpoint = tmp_path / "ram.pt"
+    torch.save({"model": {}}, ram_checkpoint)
+    assert train_sb3.main([*common, "--test", str(ram_checkpoint)]) == 2
+    assert "is not an SB3 model zip" in capsys.readouterr().err
+    truncated = run_dir / "truncated.zip"
+    truncated.write_bytes((run_dir / "best.zip").read_bytes()[:-200])
+    assert train_sb3.main([*common, "--test", str(truncated), "--trust-model"]) == 2
+    assert str(truncated) in capsys.readouterr().err
 
     # A zip ram-env did not write (here: one whose pickle runs a command) is never loaded.
     marker = tmp_path / "pwned"
@@ -308,6 +326,8 @@ def test_cli_train_resume_then_test(tmp_path, capsys):
     assert train_sb3.main([*common, "--test", str(run_dir / "last.zip")]) == 2
     assert "not a readable run.json" in capsys.readouterr().err
     (run_dir / "run.json").unlink()
+    assert train_sb3.main([*common, "--test", str(run_dir / "last.zip")]) == 2
+    assert "no run.json beside it" in capsys.readouterr().err
     assert train_sb3.main([*common, "--resume", str(run_dir / "last.zip")]) == 2
     assert train_sb3.main([*common, "--test", str(tmp_path / "nothing.zip")]) == 2
     assert "no model at" in capsys.readouterr().err
@@ -334,6 +354,8 @@ def _zip_with_code(original: bytes, marker) -> bytes:
 
 
 def test_cli_rejects_bad_arguments():
+    with pytest.raises(SystemExit):
+        train_sb3.parse_args(["--grid", "1000"])
     with pytest.raises(SystemExit):
         train_sb3.parse_args(["--algo", "sac"])
     with pytest.raises(SystemExit):

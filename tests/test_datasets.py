@@ -533,6 +533,6 @@ def test_an_unwritable_data_root_is_named_and_the_data_still_loads(
     err = capsys.readouterr().err
     assert "read-only or not writable" in err and str(root) in err and "$RAM_ENV_DATA" in err
     with pytest.warns(UserWarning, match="using the data without a cache"):
-        images, labels = load_split("mnist", "train", root=root)
+        _, labels = load_split("mnist", "train", root=root)
     np.testing.assert_array_equal(labels.numpy(), small["train_labels"])
     assert not (root / "mnist.npz").exists()

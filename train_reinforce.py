@@ -110,7 +110,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     model.add_argument("--policy-hidden", type=int, default=128, help="location net hidden size")
     model.add_argument("--core", choices=("rnn", "lstm"), default="rnn")
     model.add_argument(
-        "--std", type=float, default=0.05, help="location policy std (see the task recipes)"
+        "--std", type=float, default=0.1, help="location policy std (see the task recipes)"
     )
     model.add_argument(
         "--glimpse-stats",

@@ -110,7 +110,7 @@ def test_cli_test_applies_or_refuses_every_flag(tmp_path, capsys):
     capsys.readouterr()
     assert run(tmp_path, "--test", "--epochs", "1") == 0  # the run's own values are fine
     plain = capsys.readouterr().out
-    assert "6 glimpses, std 0.05, seed 1" in plain
+    assert "6 glimpses, std 0.1, seed 1" in plain
     for flags, shown in ((["--std", "0.5"], "std 0.5"), (["--n-glimpses", "3"], "3 glimpses")):
         assert run(tmp_path, "--test", *flags) == 0
         assert shown in capsys.readouterr().out

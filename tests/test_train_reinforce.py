@@ -170,7 +170,7 @@ def test_task_recipes_set_defaults_and_a_given_flag_wins():
     assert translated.std == train_reinforce.TASK_RECIPES["GlimpseTranslatedMNIST-v0"]["std"]
     given = train_reinforce.parse_args(["--env", "GlimpseTranslatedMNIST-v0", "--std", "0.05"])
     assert given.std == 0.05
-    assert train_reinforce.parse_args([]).std == 0.05
+    assert train_reinforce.parse_args([]).std == 0.1
 
 
 def test_flipped_bytes_in_a_weight_are_refused(tmp_path):

@@ -709,8 +709,11 @@ def write_gif(
 
 def save_figures(figures: Mapping[str, Any], prefix: str | os.PathLike[str]) -> list[pathlib.Path]:
     """Write ``episode_figures``' dict as ``PREFIX_bbox.png``, ``PREFIX_glimpses.png``,
-    ``PREFIX.gif``; returns the paths."""
+    ``PREFIX.gif``; returns the paths. A prefix ending in ``.gif`` or ``.png`` names the GIF
+    itself (``x.gif`` writes ``x.gif``, ``x_bbox.png`` and ``x_glimpses.png``)."""
     prefix = str(prefix)
+    if prefix.lower().endswith((".gif", ".png")):
+        prefix = prefix[:-4]
     return [
         write_png(figures["bbox"], f"{prefix}_bbox.png"),
         write_png(figures["glimpses"], f"{prefix}_glimpses.png"),
@@ -732,7 +735,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--episodes", type=int, default=9, help="episodes drawn (default 9)")
     parser.add_argument("--columns", type=int, default=3, help="pictures per row (default 3)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", required=True, help="file prefix of the three pictures")
+    parser.add_argument(
+        "--out", required=True, help="file prefix of the three pictures (or the GIF's name)"
+    )
     return parser
 
 

@@ -265,3 +265,9 @@ def test_command_with_a_checkpoint(tmp_path):
         render.main(["--checkpoint", str(path), "--env", "GlimpseClutteredMNIST-v0", "--out", "x"])
     with pytest.raises(SystemExit):
         render.main(["--out", str(prefix)])  # neither --env nor --checkpoint
+
+
+def test_out_naming_the_gif_writes_that_gif(tmp_path):
+    argv = ["--env", "GlimpseMNIST-v0", "--episodes", "2", "--out", str(tmp_path / "x.gif")]
+    assert render.main(argv) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.gif", "x_bbox.png", "x_glimpses.png"]

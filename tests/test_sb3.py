@@ -552,3 +552,34 @@ def test_cli_device_that_cannot_work_fails_before_any_run_folder(tmp_path, capsy
     assert train_sb3.main(argv) == 2
     assert "--device" in capsys.readouterr().err
     assert not (tmp_path / "ckpt").exists()
+
+
+def test_two_policies_get_the_same_first_glimpse_of_each_test_image(monkeypatch):
+    """An agent that answers early and one that keeps looking: the sub-envs' later resets must
+    not change the first fixation of any test image (it is keyed by image and seed)."""
+    import agents.sb3 as sb3
+
+    class Agent:
+        action_space = gym.spaces.Discrete(16 + 10)
+
+        def __init__(self, answer_now):
+            self.answer_now = answer_now
+
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            ink = obs["glimpse"].reshape(len(obs["glimpse"]), -1).sum(1) > 0
+            return np.where(ink & self.answer_now, 16 + 3, 5), state
+
+    firsts = {}
+    reset = sb3.GlimpseSB3VecEnv.reset
+    for answer_now in (True, False):
+        seen = []
+
+        def recording_reset(self, seen=seen):
+            observation = reset(self)
+            seen.append(observation["location"].copy())
+            return observation
+
+        monkeypatch.setattr(sb3.GlimpseSB3VecEnv, "reset", recording_reset)
+        sb3.evaluate_sb3_episodes(Agent(answer_now), ENV_ID, {}, "test", torch.arange(8), n_envs=4)
+        firsts[answer_now] = np.concatenate(seen)[:8]
+    np.testing.assert_array_equal(firsts[True], firsts[False])

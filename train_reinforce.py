@@ -173,6 +173,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
     if args.plot_every < 0:
         parser.error(f"--plot-every must be >= 0, got {args.plot_every}")
+    if not 0 <= args.seed < 2**63:
+        parser.error(f"--seed must be in [0, 2**63), got {args.seed}")
     if not (args.lr > 0 and args.std > 0 and args.reinforce_weight >= 0):
         parser.error(
             f"--lr and --std must be > 0 and --reinforce-weight >= 0, got {args.lr}, "
@@ -266,7 +268,8 @@ def split_train_validation(num_images: int, config: dict) -> tuple[torch.Tensor,
 def write_metrics(history: list[dict], folder: pathlib.Path) -> None:
     """``metrics.json`` and ``metrics.csv``: one record per epoch, each replaced atomically."""
     table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=list(history[0]), lineterminator="\n")
+    fieldnames = list(dict.fromkeys(key for record in history for key in record))
+    writer = csv.DictWriter(table, fieldnames=fieldnames, restval="", lineterminator="\n")
     writer.writeheader()
     writer.writerows(history)
     for name, text in (
@@ -276,11 +279,34 @@ def write_metrics(history: list[dict], folder: pathlib.Path) -> None:
         atomic_write(folder / name, lambda file, text=text: file.write(text.encode()))
 
 
+def resumed_config(args: argparse.Namespace, config: dict) -> dict:
+    """``--resume``: the run's saved settings for every flag not given on the command line
+    (``--epochs``, ``--threads`` ... included: a plain ``--resume`` continues the run as it
+    was, and a default that changed since never blocks it); the flags given are then checked
+    against the saved ones by ``check_resumable``."""
+    path = pathlib.Path(config["ckpt_dir"]) / "last.pt"
+    if not path.is_file():
+        return config  # train() names the missing checkpoint
+    saved = {**LEGACY_SETTINGS, **load_checkpoint(path)["config"]}
+    for name, value in saved.items():
+        if name in vars(args) and name not in args.given and name != "resume":
+            setattr(args, name, value)
+    return run_config(args)
+
+
+#: What a run saved before a setting existed trained with (so such runs still resume).
+LEGACY_SETTINGS = {"samples_per_image": 1, "reinforce_weight": 1.0, "glimpse_stats": "mnist"}
+
+
 def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:
     """Raise ``CheckpointError`` naming every setting that differs from the saved run.
 
     ``--epochs`` may change only under the plateau schedule: the cosine schedule is fixed by it.
+    Settings a checkpoint predates count with the values it was trained with
+    (``LEGACY_SETTINGS``, ``RAMConfig``'s defaults for the model).
     """
+    saved = {**LEGACY_SETTINGS, **saved}
+    saved["model"] = RAMConfig.from_dict(saved["model"]).to_dict() if "model" in saved else None
     resumable = RESUMABLE_CHANGES - ({"epochs"} if saved.get("lr_schedule") == "cosine" else set())
     keys = (set(saved) | set(current)) - resumable
     differ = sorted(key for key in keys if saved.get(key) != current.get(key))
@@ -349,6 +375,9 @@ def test(args: argparse.Namespace, config: dict, device: torch.device) -> dict[s
     )
     for label, error in errors.items():
         print(f"  {label:>12}  {error:.2f}")
+    trained = payload["config"]
+    same = (saved["std"], glimpses) == (trained["std"], trained["env_kwargs"]["n_glimpses"])
+    name = "test.json" if same else f"test_std{saved['std']:g}_glimpses{glimpses}.json"
     result = {
         "checkpoint": str(path),
         "epoch": payload["epoch"],
@@ -357,7 +386,7 @@ def test(args: argparse.Namespace, config: dict, device: torch.device) -> dict[s
         "seed": args.seed,
         "test_error": errors,
     }
-    (path.parent / "test.json").write_text(json.dumps(result, indent=1))
+    (path.parent / name).write_text(json.dumps(result, indent=1))
     return errors
 
 
@@ -522,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = run_config(args)
     try:
+        if args.resume:
+            config = resumed_config(args, config)
         if args.test:
             test(args, config, device)
             return 0

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 import os
 import pathlib
@@ -171,10 +172,20 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()
 
 
-def _load_model(cls: Any, path: str, **kwargs: Any) -> Any:
-    """``cls.load(path, **kwargs)``; a file SB3 cannot read is a ``SettingsError`` naming it."""
+def load_model(cls: Any, path: str, trusted: bool, **kwargs: Any) -> Any:
+    """``cls.load`` of the model zip at ``path``, refused unless its sha256 is the one recorded
+    in ``run.json`` beside it (``model_sha256``, written with every checkpoint) or the user
+    said ``--trust-model``; a file SB3 cannot read is a ``SettingsError`` naming it.
+
+    An SB3 zip holds pickled objects that run code when loaded. The recorded digest shows that
+    the zip is the one saved with that ``run.json``: a zip dropped into a run folder or
+    changed since is refused (a whole run folder from elsewhere is only as trustworthy as its
+    source). The bytes are read once, checked and loaded from memory, so the file cannot
+    change between the check and the load.
+    """
+    data = _checked_model_bytes(path, trusted)
     try:
-        return cls.load(path, **kwargs)
+        return cls.load(io.BytesIO(data), **kwargs)
     except Exception as error:
         raise SettingsError(
             f"cannot load {path} as a {cls.__name__} model (corrupt, truncated, or saved by "
@@ -182,40 +193,35 @@ def _load_model(cls: Any, path: str, **kwargs: Any) -> Any:
         ) from error
 
 
-def _is_sb3_zip(path: str) -> bool:
-    """Whether ``path`` is a zip with SB3's ``data`` entry (a torch ``.pt`` is a zip too)."""
+def _is_sb3_zip(data: bytes) -> bool:
+    """Whether ``data`` is a zip with SB3's ``data`` entry (a torch ``.pt`` is a zip too)."""
     try:
-        with zipfile.ZipFile(path) as archive:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
             return "data" in archive.namelist()
     except (zipfile.BadZipFile, OSError):
         return False
 
 
-def check_model_file(path: str, trusted: bool) -> None:
-    """Refuse to load ``path`` unless its sha256 is the one recorded in ``run.json`` beside it
-    (``model_sha256``, written with every checkpoint) or the user said ``--trust-model``.
-
-    An SB3 zip holds pickled objects that run code when loaded, so a file ram-env did not
-    write could do anything; the digest proves it is the file this project saved.
-    """
+def _checked_model_bytes(path: str, trusted: bool) -> bytes:
     if not pathlib.Path(path).is_file():
         raise SettingsError(f"no model at {path}")
-    if not _is_sb3_zip(path):
+    data = pathlib.Path(path).read_bytes()
+    if not _is_sb3_zip(data):
         raise SettingsError(
             f"{path} is not an SB3 model zip (a RAM checkpoint .pt is tested with "
             "train_reinforce.py --test)"
         )
     if trusted:
-        return
+        return data
     stored = _read_run_json(path)
     if stored is None:
         raise SettingsError(
-            f"refusing to load {path}: no run.json beside it, so nothing proves ram-env saved "
+            f"refusing to load {path}: no run.json beside it, so nothing shows ram-env saved "
             "it. SB3 model zips hold pickles, which run code when loaded. If you trust this "
             "file (you made it), pass --trust-model."
         )
     recorded = (stored.get("model_sha256") or {}).get(pathlib.Path(path).name)
-    actual = file_sha256(path)
+    actual = hashlib.sha256(data).hexdigest()
     if recorded != actual:
         why = (
             "no digest of it is recorded in run.json beside it"
@@ -227,6 +233,7 @@ def check_model_file(path: str, trusted: bool) -> None:
             "loaded, so ram-env loads only the zips it saved itself. If you trust this file "
             "(you made it), pass --trust-model."
         )
+    return data
 
 
 def write_run_json(run_dir: pathlib.Path, meta: dict[str, Any]) -> None:
@@ -377,8 +384,7 @@ def _best_of_old_run(
     if not best_path.exists():
         return None
     print(f"run.json has no best validation accuracy: scoring {best_path}", flush=True)
-    check_model_file(str(best_path), trusted)
-    return evaluate(_load_model(cls, str(best_path), device=model_device))
+    return evaluate(load_model(cls, str(best_path), trusted, device=model_device))
 
 
 def train(args: argparse.Namespace) -> float:
@@ -422,8 +428,14 @@ def train(args: argparse.Namespace) -> float:
     cls, policy = algorithm_class(algo)
     best = -1.0
     if args.resume:
-        check_model_file(args.resume, args.trust_model)
-        model = _load_model(cls, args.resume, env=env, device=model_device, tensorboard_log=log_dir)
+        model = load_model(
+            cls,
+            args.resume,
+            args.trust_model,
+            env=env,
+            device=model_device,
+            tensorboard_log=log_dir,
+        )
         _check_resumed_hyperparameters(model, algo, args)
         if args.seed is not None:
             model.set_random_seed(args.seed)
@@ -525,11 +537,10 @@ def test(args: argparse.Namespace) -> float:
     """Score the model at ``args.test`` on the whole test split; print and return accuracy."""
     from agents.sb3 import algorithm_class, evaluate_sb3_episodes
 
-    check_model_file(args.test, args.trust_model)
     settings = _run_settings(args, args.test)
     model_device, env_device = resolve_devices(args)
     cls, _ = algorithm_class(settings["algo"])
-    model = _load_model(cls, args.test, device=model_device)
+    model = load_model(cls, args.test, args.trust_model, device=model_device)
     start = time.perf_counter()
     correct = evaluate_sb3_episodes(
         model,

@@ -235,13 +235,16 @@ def evaluate(
     On fixed canvases (the test split, fixed validation canvases) the result is one number per
     ``seed``: episode ``m`` of image ``i`` starts at a fixation keyed by ``(i, m, seed)`` (the
     env is reset with ``seed``) and draws its policy noise from the same key, so neither the
-    batch size nor ``samples`` nor the order of ``indices`` changes what any episode sees.
+    batch size nor ``samples`` nor the order of ``indices`` changes what any episode sees. (The
+    network's arithmetic may still round differently for another batch shape, by about 1e-7,
+    which can flip an answer that sits exactly on a decision boundary.)
     """
     if env.num_envs % samples:
         raise ValueError(f"num_envs={env.num_envs} is not a multiple of samples={samples}")
     if mean_policy and samples != 1:
         raise ValueError("the mean policy is deterministic: use samples=1")
     model.eval()
+    indices = torch.as_tensor(indices, device=env.device)
     env.reset(seed=seed)  # keys the start fixations of fixed canvases
     chunk = env.num_envs // samples
     sample_ids = torch.arange(samples, device=env.device).repeat_interleave(chunk)

@@ -25,7 +25,8 @@ start=$(date +%s)
 
 if [ "$mode" = prepare ]; then
   mkdir -p .device/data .device/whl
-  grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
+  exclude=$(git rev-parse --git-path info/exclude)
+  grep -qx '/.device/' "$exclude" 2>/dev/null || echo '/.device/' >> "$exclude"
   "$PY" - <<'EOF'
 import gzip, pathlib
 import numpy as np
@@ -55,7 +56,7 @@ if [ "$mode" = cpu-smoke ]; then
   TASKS=${TASKS_SMOKE:-GlimpseMNIST-v0}
 else
   device=cuda; sizes="1024 16384 65536"; batches="1024 8192"; images=262144; repeats=3
-  compile=1; train_batch=1024; extra=(--lr 3e-3 --eval-batch-size 10000)
+  compile=1; train_batch=1024; extra=(--lr 1e-3 --eval-batch-size 10000)
   single=2000; bench_envs=()
   if [ -d .device/whl ]; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -67,16 +68,20 @@ fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 mkdir -p "$OUT/runs"
 
+# A failing stage is logged and the next one runs: whatever finished still comes back.
 echo "== stage 1: bench_env on $device" | tee "$OUT/bench_env.txt"
 "$PY" benchmarks/bench_env.py --device "$device" --vector-sizes $sizes --sync-sizes 4 \
-  --single-steps "$single" --repeats "$repeats" 2>&1 | tee -a "$OUT/bench_env.txt"
+  --single-steps "$single" --repeats "$repeats" 2>&1 | tee -a "$OUT/bench_env.txt" \
+  || echo "stage 1 failed" | tee -a "$OUT/bench_env.txt"
 
 echo "== stage 2: bench_train on $device" | tee "$OUT/bench_train.txt"
 "$PY" benchmarks/bench_train.py --device "$device" --batch-sizes $batches --images "$images" \
-  --repeats "$repeats" "${bench_envs[@]}" 2>&1 | tee -a "$OUT/bench_train.txt"
+  --repeats "$repeats" ${bench_envs[@]+"${bench_envs[@]}"} 2>&1 | tee -a "$OUT/bench_train.txt" \
+  || echo "stage 2 failed" | tee -a "$OUT/bench_train.txt"
 if [ -n "$compile" ]; then
   "$PY" benchmarks/bench_train.py --device "$device" --batch-sizes $batches \
-    --images "$images" --repeats "$repeats" "${bench_envs[@]}" --compile 2>&1 | tee -a "$OUT/bench_train.txt" || true
+    --images "$images" --repeats "$repeats" ${bench_envs[@]+"${bench_envs[@]}"} --compile 2>&1 \
+    | tee -a "$OUT/bench_train.txt" || echo "stage 2 (compile) failed" | tee -a "$OUT/bench_train.txt"
 fi
 
 echo "== stage 3: training every task for the time left" | tee "$OUT/train.log"
@@ -90,14 +95,18 @@ for task in "${tasks[@]}"; do
     echo "$task: no time left" | tee -a "$OUT/train.log"; continue
   fi
   [ "$mode" = cpu-smoke ] && share=120
+  # The plateau schedule: a run stopped by the time limit is not left mid-cosine.
   run=(--env "$task" --device "$device" --batch-size "$train_batch" --plot-every 0
-       --ckpt-dir "$OUT/runs/$task" "${extra[@]}")
+       --lr-schedule plateau --ckpt-dir "$OUT/runs/$task" "${extra[@]}")
   epochs=$([ "$mode" = cpu-smoke ] && echo 1 || echo 1000)
-  # SIGINT ends the run cleanly at the time limit (the last finished epoch is kept).
-  timeout -s INT "$share" "$PY" train_reinforce.py "${run[@]}" --epochs "$epochs" \
-    2>&1 | tr '\r' '\n' | grep -v "img/s\|it/s\]" | tee -a "$OUT/train.log" || true
+  # SIGINT ends the run cleanly at the time limit (the last finished epoch is kept); SIGKILL
+  # 30 s later if it does not stop.
+  timeout -k 30 -s INT "$share" "$PY" train_reinforce.py "${run[@]}" --epochs "$epochs" \
+    2>&1 | tr '\r' '\n' | grep --line-buffered -v "img/s\|it/s\]" | tee -a "$OUT/train.log" \
+    || true
   if [ -f "$OUT/runs/$task/best.pt" ]; then
-    "$PY" train_reinforce.py --test "${run[@]}" 2>&1 | tee -a "$OUT/train.log"
+    "$PY" train_reinforce.py --test "${run[@]}" 2>&1 | tee -a "$OUT/train.log" \
+      || echo "$task: test failed" | tee -a "$OUT/train.log"
   fi
 done
 tar czf "$OUT/runs.tgz" -C "$OUT" --exclude='last.pt' --exclude='events.out.*' runs

@@ -23,11 +23,12 @@ import time
 import torch
 
 import train_reinforce
+from agents.checkpoint import load_checkpoint
 from agents.reinforce import train_epoch
 
 #: Recipe rows: name -> flags added to the common ones.
 ROWS: dict[str, list[str]] = {
-    "base": [],
+    "base": ["--std", "0.05"],
     "lstm": ["--core", "lstm"],
     "std0.1": ["--std", "0.1"],
     "std0.17": ["--std", "0.17"],
@@ -90,12 +91,16 @@ def main() -> None:
             print(f"{name}: done, skipped")
             continue
         argv = [*common, *ROWS[name]]
-        rate, train_images = images_per_second(argv)
-        epochs = max(1, round(args.minutes * 60 * rate / train_images))
         run = out / f"{args.env.removesuffix('-v0')}_{name}"
+        if (run / "last.pt").exists():  # an interrupted row: its epochs are fixed
+            saved = load_checkpoint(run / "last.pt")
+            epochs = saved["config"]["epochs"]
+            rate = saved["history"][-1]["images_per_second"] if saved["history"] else 0.0
+            argv += ["--resume"]
+        else:
+            rate, train_images = images_per_second(argv)
+            epochs = max(1, round(args.minutes * 60 * rate / train_images))
         argv += ["--epochs", str(epochs), "--ckpt-dir", str(run), "--run-name", name]
-        if (run / "last.pt").exists():
-            argv.append("--resume")
         start = time.perf_counter()
         config = train_reinforce.run_config(train_reinforce.parse_args(argv))
         train_reinforce.train(config, torch.device("cpu"))

@@ -41,7 +41,10 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[IO[bytes]], None
 
 
 def _remove_stale_temporaries(path: pathlib.Path) -> None:
-    """Remove ``.<name>.<pid>.<hex>.tmp`` files of ``path`` whose writer process is gone."""
+    """Remove ``.<name>.<pid>.<hex>.tmp`` files of ``path`` whose writer process is gone (on
+    POSIX systems, where ``os.kill(pid, 0)`` only asks whether the process exists)."""
+    if os.name != "posix":
+        return
     for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
         pid = temporary.name[len(path.name) + 2 :].split(".")[0]
         if pid.isdigit() and not _alive(int(pid)):

@@ -198,6 +198,7 @@ def make_canvases(
     if keys is not None and spec.needs_keys:  # every draw of every canvas in one hash
         streams, highs = _draw_plan(spec, num_images, size, device)
         draws = hash_uniform(keys[:, None], streams, highs)  # [B, 2 + 5 * count]
+        draws = draws.view(batch, len(highs))
     if spec.placement == "random":
         rows, cols = draws[:, 0], draws[:, 1]
     else:
@@ -207,11 +208,12 @@ def make_canvases(
     digit = (rows * width + cols)[:, None] + _square_offsets(size, width, device)
     canvas.scatter_(1, digit, images.index_select(0, indices).view(batch, size * size))
     if count:
-        pieces = draws[:, 2:].view(batch, count, 5)
+        pieces = draws[:, 2:].reshape(batch, count, 5)
         source, crop_row, crop_col, row, col = pieces.unbind(dim=-1)  # each [B, count]
         offsets = _square_offsets(side, size, device)
         crop = ((source * size + crop_row) * size + crop_col)[:, :, None] + offsets
-        pieces = images.view(1, -1).expand(batch, -1).gather(1, crop.view(batch, -1))
+        area = count * side * side
+        pieces = images.view(1, -1).expand(batch, -1).gather(1, crop.view(batch, area))
         target = (row * width + col)[:, :, None] + _square_offsets(side, width, device)
-        canvas.scatter_reduce_(1, target.view(batch, -1), pieces, reduce="amax")
+        canvas.scatter_reduce_(1, target.view(batch, area), pieces, reduce="amax")
     return canvas.view(batch, height, width)

@@ -273,7 +273,10 @@ class GlimpseCore:
         """
         rows = None if mask is None else mask.nonzero().squeeze(1)
         count = self.num_episodes if rows is None else rows.numel()
-        samples = torch.as_tensor(samples, device=self.device)
+        try:
+            samples = torch.as_tensor(samples, device=self.device)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+            raise ValueError(f"samples must be integers >= 0, got {error}") from None
         self._check_samples(samples, count, check)
         if indices is None:
             indices = torch.randint(

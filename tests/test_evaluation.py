@@ -38,8 +38,7 @@ def test_score_is_the_same_for_every_batch_size_order_and_repeat(mean_policy, sa
         for order in (images, images.flip(0)):
             scores.add(evaluate(model, env, order, samples, 0.3, seed=5, mean_policy=mean_policy))
     assert len(scores) == 1
-    other_seed = evaluate(model, test_env(40 * samples), images, samples, 0.3, 6, mean_policy)
-    assert 0.0 < scores.pop() < 1.0 and other_seed >= 0.0
+    assert 0.0 < scores.pop() < 1.0
 
 
 def test_every_episode_sees_the_same_glimpses_whatever_the_layout():

@@ -212,3 +212,24 @@ def test_a_device_that_cannot_work_fails_before_any_run_folder(tmp_path, capsys,
     assert run(tmp_path / "run", "--device", device) == 2
     assert "--device" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_run_from_before_new_settings_and_defaults_resumes(tmp_path):
+    """A checkpoint without the newer settings (and trained with an older default std) resumes
+    with its own values; its metrics without newer columns are extended, not broken."""
+    plateau = ("--lr-schedule", "plateau", "--std", "0.05")
+    assert run(tmp_path, "--epochs", "1", *plateau) == 0
+    path = tmp_path / "last.pt"
+    payload = load_checkpoint(path)
+    for key in ("samples_per_image", "reinforce_weight", "glimpse_stats"):
+        del payload["config"][key]
+    for key in ("glimpse_mean", "glimpse_std"):
+        del payload["config"]["model"][key]
+    for row in payload["history"]:
+        del row["elapsed_seconds"]
+    payload.pop("digest")
+    save_checkpoint(payload, path)
+    assert run(tmp_path, "--epochs", "2", "--resume", "--lr-schedule", "plateau") == 0
+    rows = json.loads((tmp_path / "metrics.json").read_text())
+    assert len(rows) == 2 and "elapsed_seconds" in rows[1]
+    assert load_checkpoint(path)["config"]["std"] == 0.05

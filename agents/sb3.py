@@ -143,6 +143,7 @@ class GlimpseSB3VecEnv(VecEnv):
         self._pool_generator.manual_seed(int(np.random.SeedSequence().generate_state(1)[0]))
         self._actions: np.ndarray | None = None
         super().__init__(venv.num_envs, self.single_observation_space, self.single_action_space)
+        self.render_mode = venv.render_mode  # "rgb_array" for SB3's render and VecVideoRecorder
 
     # --- the VecEnv API ---------------------------------------------------------------------
 
@@ -206,6 +207,19 @@ class GlimpseSB3VecEnv(VecEnv):
 
     def close(self) -> None:
         self.venv.close()
+
+    def get_images(self) -> list[np.ndarray]:
+        """The current frame of every sub-env (uint8 ``[h, w, 3]``; ``ram_env.render``), which
+        SB3's ``render()`` tiles and ``VecVideoRecorder`` records; needs the env made with
+        ``render_mode="rgb_array"``."""
+        if self.render_mode != "rgb_array":
+            raise ValueError(
+                'get_images() needs the env made with render_mode="rgb_array" '
+                f'(make_sb3_vec_env(..., render_mode="rgb_array")), got {self.render_mode!r}'
+            )
+        from ram_env.render import vector_frames
+
+        return vector_frames(self.venv)
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         value = self._single_attr(attr_name)

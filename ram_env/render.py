@@ -78,6 +78,7 @@ __all__ = [
     "save_figures",
     "tile",
     "vector_frame",
+    "vector_frames",
     "write_gif",
     "write_png",
 ]
@@ -427,24 +428,29 @@ def tile(
     return grid
 
 
-def vector_frame(env: Any, max_episodes: int = 9, columns: int = 3) -> np.ndarray:
-    """A grid of the current frames of the first ``max_episodes`` sub-envs of a vector env.
+def vector_frames(env: Any, max_episodes: int | None = None) -> list[np.ndarray]:
+    """The current frame of each sub-env of a vector env (the first ``max_episodes``; ``None``:
+    all), uint8 ``[h, w, 3]`` each.
 
     The vector env keeps no history, so each frame shows the current fixation and glimpse
     only (no path) and no labels; after a sub-env's last step, its fixation is the location
     sent with the answer.
     """
     core = env.core
-    count = min(max_episodes, core.num_episodes)
+    count = core.num_episodes if max_episodes is None else min(max_episodes, core.num_episodes)
     canvases = core.canvases[:count].cpu().numpy()
     fixations = core.fixations[:count].cpu().numpy()
     glimpses = core.glimpses[:count].cpu().numpy()
     steps = (core.steps[:count] + 1).clamp(max=env.config.n_glimpses).tolist()
-    frames = [
+    return [
         draw_frame(canvases[i], fixations[i : i + 1], glimpses[i], env.config, step=steps[i])
         for i in range(count)
     ]
-    return tile(frames, columns)
+
+
+def vector_frame(env: Any, max_episodes: int = 9, columns: int = 3) -> np.ndarray:
+    """A grid of the current frames (``vector_frames``) of the first ``max_episodes`` sub-envs."""
+    return tile(vector_frames(env, max_episodes), columns)
 
 
 # --------------------------------------------------------------------------- episodes

@@ -583,3 +583,22 @@ def test_two_policies_get_the_same_first_glimpse_of_each_test_image(monkeypatch)
         sb3.evaluate_sb3_episodes(Agent(answer_now), ENV_ID, {}, "test", torch.arange(8), n_envs=4)
         firsts[answer_now] = np.concatenate(seen)[:8]
     np.testing.assert_array_equal(firsts[True], firsts[False])
+
+
+def test_sb3_render_and_video_recorder(tmp_path):
+    from stable_baselines3.common.vec_env import VecVideoRecorder
+
+    vec = make_sb3_vec_env(ENV_ID, 4, 4, seed=0, render_mode="rgb_array")
+    frames = vec.get_images()
+    assert len(frames) == 4 and all(f.dtype == np.uint8 and f.shape[2] == 3 for f in frames)
+    assert vec.render().shape[0] > frames[0].shape[0]  # SB3 tiles the 4 frames
+    recorder = VecVideoRecorder(
+        vec, str(tmp_path), record_video_trigger=lambda step: step == 0, video_length=6
+    )
+    recorder.reset()
+    for _ in range(8):
+        recorder.step(np.full(4, 5))
+    recorder.close()
+    assert [p.suffix for p in tmp_path.iterdir()] == [".mp4"]
+    with pytest.raises(ValueError, match="render_mode"):
+        make_sb3_vec_env(ENV_ID, 2, 4, seed=0).get_images()

@@ -214,3 +214,17 @@ def test_stepping_before_any_reset_is_an_error():
         envs.reset(options={"reset_mask": torch.ones(4, dtype=torch.bool)})
     envs.reset(seed=0)
     envs.step(action)
+
+
+def test_numpy_vector_wrappers_through_gymnasiums_array_conversion():
+    from gymnasium.wrappers.vector import ArrayConversion, RecordEpisodeStatistics
+
+    native = gym.make_vec("GlimpseMNIST-v0", num_envs=4, vectorization_mode="vector_entry_point")
+    envs = RecordEpisodeStatistics(ArrayConversion(native, env_xp=torch, target_xp=np))
+    obs, _ = envs.reset(seed=0)
+    assert isinstance(obs["glimpse"], np.ndarray)
+    action = {"location": np.zeros((4, 2), np.float32), "label": np.zeros(4, dtype=np.int64)}
+    for _ in range(6):
+        _, reward, terminated, _, info = envs.step(action)
+    assert terminated.all() and list(info["episode"]["l"]) == [6, 6, 6, 6]
+    np.testing.assert_array_equal(info["episode"]["r"], reward)

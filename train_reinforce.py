@@ -19,6 +19,7 @@ import csv
 import io
 import json
 import pathlib
+import signal
 import sys
 import time
 import warnings
@@ -540,6 +541,18 @@ def train(config: dict, device: torch.device) -> None:
     )
 
 
+def stop_cleanly_on_signals() -> None:
+    """SIGINT (Ctrl-C, also when the process was started in the background, where it arrives
+    ignored) and SIGTERM (``kill``, ``timeout``) raise ``KeyboardInterrupt``: the run stops
+    after its last completed epoch and ``--resume`` continues it."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.threads:
@@ -569,4 +582,5 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+    stop_cleanly_on_signals()
     sys.exit(main())

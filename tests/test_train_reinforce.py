@@ -233,3 +233,19 @@ def test_a_run_from_before_new_settings_and_defaults_resumes(tmp_path):
     rows = json.loads((tmp_path / "metrics.json").read_text())
     assert len(rows) == 2 and "elapsed_seconds" in rows[1]
     assert load_checkpoint(path)["config"]["std"] == 0.05
+
+
+def test_sigterm_and_a_background_sigint_stop_like_ctrl_c():
+    import os
+    import signal
+
+    saved = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # as for a job started in the background
+        train_reinforce.stop_cleanly_on_signals()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with pytest.raises(KeyboardInterrupt):
+                os.kill(os.getpid(), signum)  # the handler runs before the next bytecode
+    finally:
+        signal.signal(signal.SIGINT, saved[0])
+        signal.signal(signal.SIGTERM, saved[1])

@@ -98,16 +98,14 @@ def glimpse_from_integral(
     batch, rows_plus, cols_plus = integral.shape
     height, width = rows_plus - 1, cols_plus - 1
     peak = 255.0 if integral.dtype == torch.int32 else 1.0
-    scale, half_sides, steps, norm = _retina_constants(
-        patch_size, n_scales, scale_factor, height, width, peak, integral.device
+    sides, steps, norm = _retina_constants(
+        patch_size, n_scales, scale_factor, peak, integral.device
     )
-    # The origins of every scale's square at once ([B, 2, k]: columns, then rows), computed
-    # as square_origin does: floor(p - side / 2 + 0.5).
-    origins = ((fixations + 1.0) * scale)[:, :, None].sub(half_sides).add_(0.5).floor_().long()
+    rows0, cols0 = square_origin(fixations, sides, height, width)  # every scale: [B, k]
     # Block (a, b) of scale i spans rows [r0 + a f, r0 + (a + 1) f) with f = s**i; clamping its
     # corners to the canvas drops exactly the outside pixels, which read as 0.
-    cols = (origins[:, 0, :, None] + steps).clamp_(0, width)  # [B, k, g + 1]
-    rows = (origins[:, 1, :, None] + steps).clamp_(0, height)
+    cols = (cols0[:, :, None] + steps).clamp_(0, width)  # [B, k, g + 1]
+    rows = (rows0[:, :, None] + steps).clamp_(0, height)
     index = (rows * cols_plus)[:, :, :, None] + cols[:, :, None, :]  # [B, k, g + 1, g + 1]
     side = patch_size + 1
     flat = integral.reshape(batch, rows_plus * cols_plus)
@@ -122,23 +120,20 @@ def _retina_constants(
     patch_size: int,
     n_scales: int,
     scale_factor: int,
-    height: int,
-    width: int,
     peak: float,
     device: torch.device,
 ) -> tuple[torch.Tensor, ...]:
     """Tensors a glimpse needs that depend on the retina only (built once per device).
 
-    Returns ``(scale [2], half_sides [k], steps [k, g + 1], norm [k, 1, 1])``: pixels per unit
-    of ``(x, y)`` (``[W / 2, H / 2]``), each scale's half side in pixels, the corner offsets
-    ``a * s**i``, and ``1 / (peak * s**(2 i))`` (a block sum to a mean intensity).
+    Returns ``(sides [k], steps [k, g + 1], norm [k, 1, 1])``: each scale's side in pixels
+    (float), the corner offsets ``a * s**i``, and ``1 / (peak * s**(2 i))`` (a block sum to a
+    mean intensity).
     """
     factors = torch.tensor([scale_factor**scale for scale in range(n_scales)], device=device)
-    scale = torch.tensor([0.5 * width, 0.5 * height], device=device)
-    half_sides = (patch_size * factors).float() / 2
+    sides = (patch_size * factors).float()
     steps = torch.arange(patch_size + 1, device=device)[None, :] * factors[:, None]
     norm = (1.0 / (peak * (factors * factors).to(torch.float32)))[:, None, None]
-    return scale, half_sides, steps, norm
+    return sides, steps, norm
 
 
 def glimpse(

@@ -363,7 +363,7 @@ def test(args: argparse.Namespace, config: dict, device: torch.device) -> dict[s
     model, payload = load_agent(path, device)
     saved = test_settings(args, payload["config"], path)
     env = make_env(saved, "test", args.eval_batch_size * args.M, device)
-    indices = torch.arange(env.unwrapped.core.num_images, device=device)
+    indices = torch.arange(env.unwrapped.num_images, device=device)
     settings = {"M=1": (1, False), f"M={args.M}": (args.M, False), "mean policy": (1, True)}
     errors = {}
     for label, (samples, mean_policy) in settings.items():
@@ -407,7 +407,7 @@ def train(config: dict, device: torch.device) -> None:
     valid_env = make_env(config, "train", config["eval_batch_size"], device, fixed_canvases=True)
     train_env.reset(seed=config["seed"])
     valid_env.reset(seed=config["seed"] + 1)
-    train_images, valid_images = split_train_validation(train_env.unwrapped.core.num_images, config)
+    train_images, valid_images = split_train_validation(train_env.unwrapped.num_images, config)
     valid_images = valid_images.to(device)
     model = build_model(config, device)
     maybe_compile(model, config["compile"], device, episodes)

@@ -414,7 +414,7 @@ def train(args: argparse.Namespace) -> float:
     log_dir = args.log_dir or None
 
     vec = make_sb3_vec_env(env_id, n_envs, grid, env_device, holdout=val_fraction, **env_kwargs)
-    num_images = vec.venv.core.num_images
+    num_images = vec.num_images
     _, val_indices = holdout_split(num_images, val_fraction)
     if val_size is not None:
         val_indices = val_indices[:val_size]

@@ -35,15 +35,8 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvS
 from ram_env.atomic import atomic_write
 from ram_env.core import NUM_CLASSES
 from ram_env.datasets import holdout_split
-from ram_env.vector import GlimpseVectorEnv, index_sweep
-from ram_env.wrappers import (
-    check_grid,
-    discrete_action_space,
-    discrete_observation,
-    discrete_observation_space,
-    discrete_step,
-    grid_centres,
-)
+from ram_env.vector import index_sweep
+from ram_env.wrappers import DiscreteGlimpseVectorActions, make_discrete_vec
 
 __all__ = [
     "ALGORITHMS",
@@ -90,21 +83,24 @@ def grid_of(action_space: gym.spaces.Space) -> int:
 
 
 class GlimpseSB3VecEnv(VecEnv):
-    """SB3 ``VecEnv`` over a ``GlimpseVectorEnv`` with ``DiscreteGlimpseActions``'s episodes.
+    """SB3 ``VecEnv``: a numpy bridge over ``DiscreteGlimpseVectorActions`` on a SAME_STEP env.
 
     Args:
-        venv: a ``GlimpseVectorEnv`` made with ``autoreset_mode=AutoresetMode.DISABLED`` (this
-            adapter resets finished sub-envs itself, in the same step, as SB3 expects).
-        grid: ``G``, side of the fixation grid.
+        venv: a ``ram_env.wrappers.DiscreteGlimpseVectorActions`` over a ``GlimpseVectorEnv``
+            made with ``autoreset_mode=AutoresetMode.SAME_STEP`` (SB3 resets finished envs in
+            the same step); ``make_sb3_vec_env`` builds it.
         index_pool: optional int ``[M]`` image indices of the split; every reset (but those
             given by ``set_options``) draws its images uniformly from the pool, e.g. the training
-            images without a held-out validation part. ``None``: the whole split, drawn by the
-            core.
+            images without a held-out validation part (``GlimpseVectorEnv.set_image_pool``).
+            ``None``: the whole split.
 
-    Seeding: ``seed(s)`` seeds the next ``reset()``: the core's generator gets ``s`` (the batch is
-    one generator, so SB3's per-env seeds ``s + i`` collapse to ``s``) and the pool sampler a
-    seed derived from ``s``. Options: ``set_options`` takes, per sub-env, ``{"index": i}`` (all
-    sub-envs or none) for the next ``reset()`` only: sub-env ``j`` then shows image ``i_j``.
+    All rules live below it: this class moves each step's tensors to the host in one copy and
+    renames Gymnasium's ``final_obs`` to SB3's ``terminal_observation``.
+
+    Seeding: ``seed(s)`` seeds the next ``reset()``: the env's generator gets ``s`` (the batch is
+    one generator, so SB3's per-env seeds ``s + i`` collapse to ``s``). Options: ``set_options``
+    takes, per sub-env, ``{"index": i}`` (all sub-envs or none) for the next ``reset()`` only:
+    sub-env ``j`` then shows image ``i_j``.
 
     Infos of a finished episode: ``terminal_observation``, ``label``, ``index``, ``glimpses``,
     ``is_success`` and ``TimeLimit.truncated`` (always ``False``: episodes end by an answer or by
@@ -115,52 +111,43 @@ class GlimpseSB3VecEnv(VecEnv):
     """
 
     def __init__(
-        self, venv: GlimpseVectorEnv, grid: int = 4, index_pool: torch.Tensor | None = None
+        self, venv: DiscreteGlimpseVectorActions, index_pool: torch.Tensor | None = None
     ) -> None:
-        if not isinstance(venv, GlimpseVectorEnv):
-            raise TypeError(f"venv must be a GlimpseVectorEnv, got {type(venv).__name__}")
-        if venv.autoreset_mode != AutoresetMode.DISABLED:
+        if not isinstance(venv, DiscreteGlimpseVectorActions):
+            raise TypeError(
+                f"venv must be a DiscreteGlimpseVectorActions, got {type(venv).__name__} "
+                "(make_sb3_vec_env builds one)"
+            )
+        base = venv.unwrapped
+        if base.autoreset_mode != AutoresetMode.SAME_STEP:
             raise ValueError(
-                "venv must be made with autoreset_mode=AutoresetMode.DISABLED (the adapter "
-                f"resets finished sub-envs itself), got {venv.autoreset_mode}"
+                "venv must be made with autoreset_mode=AutoresetMode.SAME_STEP (SB3 resets "
+                f"finished envs in the same step), got {base.autoreset_mode}"
             )
         self.venv = venv
-        self.device = venv.device
-        self.grid = check_grid(grid)
-        self.n_glimpses = venv.config.n_glimpses
-        self.single_action_space = discrete_action_space(self.grid)
-        self.single_observation_space = discrete_observation_space(venv.config)
-        self._centres = grid_centres(self.grid, self.device)
-        self._index_pool = None
+        self.base = base
+        self.device = base.device
+        self.grid = venv.grid
+        self.n_glimpses = venv.n_glimpses
+        self.num_images = base.num_images
         if index_pool is not None:
-            self._index_pool = torch.as_tensor(index_pool, device=self.device).long()
-            if self._index_pool.ndim != 1 or self._index_pool.numel() == 0:
-                raise ValueError("index_pool must be a non-empty 1-D tensor of image indices")
-            num_images = venv.core.num_images
-            if self._index_pool.min() < 0 or self._index_pool.max() >= num_images:
-                raise ValueError(f"index_pool holds indices outside [0, {num_images})")
-        self._pool_generator = torch.Generator(device=self.device)
-        self._pool_generator.manual_seed(int(np.random.SeedSequence().generate_state(1)[0]))
+            base.set_image_pool(index_pool)
         self._actions: np.ndarray | None = None
-        super().__init__(venv.num_envs, self.single_observation_space, self.single_action_space)
-        self.render_mode = venv.render_mode  # "rgb_array" for SB3's render and VecVideoRecorder
+        super().__init__(base.num_envs, venv.single_observation_space, venv.single_action_space)
+        self.render_mode = base.render_mode  # "rgb_array" for SB3's render and VecVideoRecorder
 
     # --- the VecEnv API ---------------------------------------------------------------------
 
     def reset(self) -> dict[str, np.ndarray]:
         seed = self._seeds[0]
         indices = self._indices_from_options(self._options)
-        if seed is not None:
-            self._pool_generator.manual_seed(int(seed) + 0x5EED)
-        if indices is None:
-            indices = self._draw_indices(self.num_envs)
         options = None if indices is None else {"indices": indices}
         observation, _ = self.venv.reset(seed=seed, options=options)
         self.reset_infos = [{} for _ in range(self.num_envs)]
         self._reset_seeds()
         self._reset_options()
         self._actions = None
-        return self._observation(observation)
+        return _to_host_dict(observation)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
@@ -172,38 +159,33 @@ class GlimpseSB3VecEnv(VecEnv):
         self._actions = None
         if actions.shape != (self.num_envs,):
             raise ValueError(f"expected {self.num_envs} discrete actions, got {actions.shape}")
-        step = discrete_step(
-            self.venv.step,
-            self.venv.core,
-            torch.from_numpy(actions).to(self.device),
-            self.grid,
-            self._centres,
+        observation, reward, terminated, truncated, info = self.venv.step(
+            torch.from_numpy(actions).to(self.device)
         )
-        obs, dones, infos = step.observation, step.terminated, step.infos
-        done_rows = np.flatnonzero(dones)
-        if done_rows.size:
-            for i in done_rows:
-                infos[i] = {
-                    "terminal_observation": {key: value[i].copy() for key, value in obs.items()},
-                    **infos[i],
-                    "TimeLimit.truncated": bool(step.truncated[i]),
-                }
-                self.reset_infos[i] = {}
-            mask = torch.from_numpy(dones).to(self.device)
-            indices = self._draw_indices(done_rows.size)
-            options = {"reset_mask": mask}
-            if indices is not None:
-                options["indices"] = indices
-            observation, _ = self.venv.reset(options=options)
-            rows = torch.from_numpy(done_rows).to(self.device)
-            fresh = discrete_observation(
-                {key: value[rows] for key, value in observation.items()},
-                self.venv.core.steps[rows] + 1,
-                self.n_glimpses,
-            )
-            for key, value in fresh.items():
-                obs[key][done_rows] = value
-        return obs, step.reward, dones, infos
+        final = info.get("final_info", {})
+        final_obs = info.get("final_obs", {})
+        ended = terminated | truncated
+        scalars = {"reward": reward, "done": ended, "truncated": truncated}
+        if final:
+            scalars.update({key: final[key] for key in ("label", "index", "glimpses")})
+            scalars["is_success"] = final["is_success"]
+        host = _to_host_dict(
+            {**observation, **{f"final_{k}": v for k, v in final_obs.items()}, **scalars}
+        )
+        obs = {key: host[key] for key in observation}
+        dones = host["done"][:, 0] > 0
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for i in np.flatnonzero(dones):
+            infos[i] = {
+                "terminal_observation": {key: host[f"final_{key}"][i] for key in observation},
+                "label": int(host["label"][i, 0]),
+                "index": int(host["index"][i, 0]),
+                "glimpses": int(host["glimpses"][i, 0]),
+                "is_success": bool(host["is_success"][i, 0]),
+                "TimeLimit.truncated": bool(host["truncated"][i, 0]),
+            }
+            self.reset_infos[i] = {}
+        return obs, host["reward"][:, 0].copy(), dones, infos
 
     def close(self) -> None:
         self.venv.close()
@@ -217,9 +199,7 @@ class GlimpseSB3VecEnv(VecEnv):
                 'get_images() needs the env made with render_mode="rgb_array" '
                 f'(make_sb3_vec_env(..., render_mode="rgb_array")), got {self.render_mode!r}'
             )
-        from ram_env.render import vector_frames
-
-        return vector_frames(self.venv)
+        return list(self.base.render())
 
     def get_attr(self, attr_name: str, indices: VecEnvIndices = None) -> list[Any]:
         value = self._single_attr(attr_name)
@@ -227,13 +207,13 @@ class GlimpseSB3VecEnv(VecEnv):
 
     def set_attr(self, attr_name: str, value: Any, indices: VecEnvIndices = None) -> None:
         self._check_all(indices, "set_attr")
-        setattr(self.venv, attr_name, value)
+        setattr(self.base, attr_name, value)
 
     def env_method(
         self, method_name: str, *method_args: Any, indices: VecEnvIndices = None, **method_kwargs
     ) -> list[Any]:
         self._check_all(indices, "env_method")
-        result = getattr(self.venv, method_name)(*method_args, **method_kwargs)
+        result = getattr(self.base, method_name)(*method_args, **method_kwargs)
         return [result for _ in range(self.num_envs)]
 
     def env_is_wrapped(self, wrapper_class: type[gym.Wrapper], indices: VecEnvIndices = None):
@@ -243,12 +223,12 @@ class GlimpseSB3VecEnv(VecEnv):
 
     def _single_attr(self, attr_name: str) -> Any:
         if attr_name == "observation_space":
-            return self.single_observation_space
+            return self.observation_space  # SB3's spaces are one sub-env's
         if attr_name == "action_space":
-            return self.single_action_space
+            return self.action_space
         if attr_name in ("grid", "n_glimpses"):
             return getattr(self, attr_name)
-        return getattr(self.venv, attr_name)
+        return getattr(self.base, attr_name)
 
     def _check_all(self, indices: VecEnvIndices, what: str) -> None:
         if sorted(self._get_indices(indices)) != list(range(self.num_envs)):
@@ -263,7 +243,6 @@ class GlimpseSB3VecEnv(VecEnv):
                 "set_options takes {'index': i} for every sub-env (or no options); "
                 f"got {list(options)[:4]}..."
             )
-        num_images = self.venv.core.num_images
         indices = []
         for i, option in enumerate(options):
             index = option["index"]
@@ -271,23 +250,24 @@ class GlimpseSB3VecEnv(VecEnv):
                 raise ValueError(
                     f"set_options: sub-env {i}'s 'index' must be an int, got {index!r}"
                 )
-            if not 0 <= index < num_images:
+            if not 0 <= index < self.num_images:
                 raise ValueError(
-                    f"set_options: sub-env {i}'s 'index' {index} is outside [0, {num_images})"
+                    f"set_options: sub-env {i}'s 'index' {index} is outside [0, {self.num_images})"
                 )
             indices.append(int(index))
         return torch.tensor(indices, device=self.device)
 
-    def _draw_indices(self, count: int) -> torch.Tensor | None:
-        if self._index_pool is None:
-            return None
-        picks = torch.randint(
-            self._index_pool.numel(), (count,), generator=self._pool_generator, device=self.device
-        )
-        return self._index_pool[picks]
 
-    def _observation(self, observation: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-        return discrete_observation(observation, self.venv.core.steps + 1, self.n_glimpses)
+def _to_host_dict(columns: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
+    """float32 ``[N, width]`` numpy views of the ``[N, ...]`` tensors, in one host copy."""
+    flat = {key: value.reshape(value.shape[0], -1) for key, value in columns.items()}
+    device = next(iter(flat.values())).device
+    host = torch.cat([value.to(device, torch.float32) for value in flat.values()], 1).cpu().numpy()
+    out, start = {}, 0
+    for key, value in flat.items():
+        out[key] = host[:, start : start + value.shape[1]]
+        start += value.shape[1]
+    return out
 
 
 def make_sb3_vec_env(
@@ -300,20 +280,19 @@ def make_sb3_vec_env(
     holdout: float = 0.0,
     **env_kwargs: Any,
 ) -> GlimpseSB3VecEnv:
-    """``GlimpseSB3VecEnv`` over ``gymnasium.make_vec(env_id, n_envs, ...)`` on ``device``.
+    """``GlimpseSB3VecEnv`` over ``make_discrete_vec(env_id, n_envs, grid, ...)`` on ``device``.
 
-    ``env_kwargs`` are the task's ``gymnasium.make`` arguments (``split``, ``n_glimpses``, ...).
-    The adapter builds only valid actions, so the vector env skips its action checks. ``seed``
-    seeds the first ``reset()``. ``holdout`` in ``[0, 1)``: the last ``round(holdout * N)``
-    images of the split are never drawn (a validation part, see ``holdout_split``); it
-    cannot be combined with ``index_pool``.
+    ``env_kwargs`` are the task's ``gymnasium.make`` arguments (``split``, ``n_glimpses``,
+    ``render_mode``, ...). The adapter builds only valid actions, so the vector env skips its
+    action checks. ``seed`` seeds the first ``reset()``. ``holdout`` in ``[0, 1)``: the last
+    ``round(holdout * N)`` images of the split are never drawn (a validation part, see
+    ``holdout_split``); it cannot be combined with ``index_pool``.
     """
-    grid = check_grid(grid)
-    venv = gym.make_vec(
+    venv = make_discrete_vec(
         env_id,
-        num_envs=n_envs,
-        vectorization_mode="vector_entry_point",
-        autoreset_mode=AutoresetMode.DISABLED,
+        n_envs,
+        grid,
+        autoreset_mode=AutoresetMode.SAME_STEP,
         validate_actions=False,
         device=device,
         **env_kwargs,
@@ -321,8 +300,8 @@ def make_sb3_vec_env(
     if holdout:
         if index_pool is not None:
             raise ValueError("give either index_pool or holdout, not both")
-        index_pool, _ = holdout_split(venv.core.num_images, holdout)
-    vec = GlimpseSB3VecEnv(venv, grid=grid, index_pool=index_pool)
+        index_pool, _ = holdout_split(venv.unwrapped.num_images, holdout)
+    vec = GlimpseSB3VecEnv(venv, index_pool=index_pool)
     if seed is not None:
         vec.seed(seed)
     return vec
@@ -356,7 +335,7 @@ def evaluate_sb3_episodes(
         probe = gym.make_vec(
             env_id, num_envs=1, vectorization_mode="vector_entry_point", **env_kwargs
         )
-        indices = torch.arange(probe.core.num_images)
+        indices = torch.arange(probe.unwrapped.num_images)
         probe.close()
     indices = torch.as_tensor(indices).long().cpu()
     total = indices.numel()

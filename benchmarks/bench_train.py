@@ -60,7 +60,7 @@ def measure(args: argparse.Namespace, env_id: str, batch_size: int) -> tuple[flo
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     noise = torch.Generator(args.device).manual_seed(0)
     images = max(batch_size, args.images // batch_size * batch_size)
-    indices = torch.randint(len(envs.core.images), (images,), device=args.device)
+    indices = torch.randint(envs.num_images, (images,), device=args.device)
     clock = EnvClock(envs, args.device)
     rates, shares = [], []
     for repeat in range(args.repeats + 1):

@@ -122,7 +122,7 @@ def run_ram(args: argparse.Namespace) -> dict[str, Any]:
     torch.manual_seed(seed)
     env = train_reinforce.make_env(config, "train", batch, device)
     env.reset(seed=seed)
-    train_images = torch.arange(env.unwrapped.core.num_images)  # all of them: no validation
+    train_images = torch.arange(env.unwrapped.num_images)  # all of them: no validation
     model = train_reinforce.build_model(config, device)
     train_reinforce.maybe_compile(model, config["compile"], device, batch)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
@@ -148,7 +148,7 @@ def run_ram(args: argparse.Namespace) -> dict[str, Any]:
     env.close()
     test_env = train_reinforce.make_env(config, "test", ram_args.eval_batch_size, device)
     test_env.reset(seed=seed)
-    indices = torch.arange(test_env.unwrapped.core.num_images, device=device)
+    indices = torch.arange(test_env.unwrapped.num_images, device=device)
     mean = evaluate(model, test_env, indices, 1, std, seed, mean_policy=True)
     sampled = evaluate(model, test_env, indices, 1, std, seed)
     test_env.close()

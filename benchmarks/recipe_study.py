@@ -57,7 +57,7 @@ def images_per_second(argv: list[str], seconds: float = 20.0) -> tuple[float, in
     model = train_reinforce.build_model(config, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     noise = torch.Generator().manual_seed(0)
-    order = torch.randperm(len(env.core.images))
+    order = torch.randperm(env.num_images)
     images, start, position = 0, time.perf_counter(), 0
     train_epoch(model, env, optimizer, order[:batch], config["std"], noise, samples=samples)
     start = time.perf_counter()
@@ -65,7 +65,7 @@ def images_per_second(argv: list[str], seconds: float = 20.0) -> tuple[float, in
         chunk = order[position : position + 4 * batch]
         train_epoch(model, env, optimizer, chunk, config["std"], noise, samples=samples)
         images, position = images + len(chunk), (position + 4 * batch) % (len(order) - 4 * batch)
-    train_images, _ = train_reinforce.split_train_validation(len(env.core.images), config)
+    train_images, _ = train_reinforce.split_train_validation(env.num_images, config)
     return images / (time.perf_counter() - start), len(train_images)
 
 

@@ -210,6 +210,7 @@ class GlimpseCore:
         self.glimpses = torch.zeros(n, *config.glimpse_shape, device=device)
         self.steps = torch.zeros(n, dtype=torch.int64, device=device)
         self.uniform_steps: int | None = None
+        self.image_pool: torch.Tensor | None = None
 
     @property
     def num_images(self) -> int:
@@ -244,6 +245,22 @@ class GlimpseCore:
         self.generator.set_state(state)
         self.seeded = True
 
+    def set_image_pool(self, indices: torch.Tensor | None) -> None:
+        """Draw later random images from ``indices`` (int ``[M]``) instead of the whole split."""
+        if indices is None:
+            self.image_pool = None
+            return
+        try:
+            pool = torch.as_tensor(indices, device=self.device)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+            raise ValueError(f"the image pool must be integer indices, got {error}") from None
+        if pool.ndim != 1 or pool.numel() == 0:
+            raise ValueError(
+                f"the image pool must be a non-empty 1-D tensor, got shape {tuple(pool.shape)}"
+            )
+        self._check_indices(pool, pool.numel())
+        self.image_pool = pool.long()
+
     def _sense(self, integral: torch.Tensor, fixations: torch.Tensor) -> torch.Tensor:
         config = self.config
         return glimpse_from_integral(
@@ -260,7 +277,8 @@ class GlimpseCore:
         """Start new episodes in the rows selected by ``mask`` (bool ``[N]``; ``None``: all).
 
         ``indices`` (int64, one per selected row, in ``[0, num_images)``) chooses the images;
-        ``None`` draws them uniformly at random. ``check`` validates the indices and samples
+        ``None`` draws them uniformly at random (from ``image_pool``
+        when one is set, see ``set_image_pool``). ``check`` validates the indices and samples
         (a host sync).
 
         Start fixations (``start="random"``): on training canvases they come from the seeded
@@ -278,10 +296,15 @@ class GlimpseCore:
         except (TypeError, ValueError, RuntimeError, OverflowError) as error:
             raise ValueError(f"samples must be integers >= 0, got {error}") from None
         self._check_samples(samples, count, check)
-        if indices is None:
+        if indices is None and self.image_pool is None:
             indices = torch.randint(
                 self.num_images, (count,), generator=self.generator, device=self.device
             )
+        elif indices is None:
+            picks = torch.randint(
+                self.image_pool.numel(), (count,), generator=self.generator, device=self.device
+            )
+            indices = self.image_pool[picks]
         else:
             try:
                 indices = torch.as_tensor(indices, device=self.device)
@@ -358,7 +381,9 @@ class GlimpseCore:
             locations: float ``[N, 2]`` next fixations; clamped to ``[-1, 1]``.
             labels: int64 ``[N]`` answered classes; scored only on an episode's last step.
             answer: optional bool ``[N]``: these episodes answer now, so this step is their
-                last (adaptive glimpse counts, as the Discrete action adapter offers).
+                last (adaptive glimpse counts, as the Discrete action adapter offers). With
+                a mask, only answers are scored: an episode that reaches the cap
+                (``n_glimpses`` steps) without answering gets reward 0.
 
         Returns:
             ``(reward, terminated)``: float32 ``[N]`` (1.0 for a right final answer, else 0.0)
@@ -371,7 +396,8 @@ class GlimpseCore:
         elif self.uniform_steps is not None:
             self.uniform_steps += 1
         terminated = self.steps >= self.config.n_glimpses
-        reward = (terminated & (labels == self.targets)).float()
+        scored = terminated if answer is None else answer
+        reward = (scored & (labels == self.targets)).float()
         self.fixations = locations.to(torch.float32).clamp(-1.0, 1.0)
         self.glimpses = self._sense(self.integral, self.fixations)
         return reward, terminated

@@ -53,9 +53,10 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     fixation ``(x, y)``: x to the right, y down, ``(-1, -1)`` the top-left corner, ``(1, 1)``
     the bottom-right (see ``ram_env.sensor``). A location outside ``[-1, 1]`` is clamped, as
     the paper's Gaussian policy is; a NaN or a wrong shape is an error. ``label`` is ignored
-    until the last step. An optional ``"answer": True`` entry (not part of the space; the
-    Discrete adapter of ``ram_env.wrappers`` uses it) makes this step the last: the label is
-    scored now, for an adaptive number of glimpses.
+    until the last step. An optional ``"answer"`` bool entry (not part of the space; the
+    Discrete adapter of ``ram_env.wrappers`` uses it): ``True`` makes this step the last, the
+    label scored now (an adaptive number of glimpses); once it is given, only answers are
+    scored, so reaching the cap with ``"answer": False`` scores 0.
 
     ## Observation Space
 
@@ -77,9 +78,10 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
 
     ## Episode End
 
-    Terminated after exactly ``n_glimpses`` steps, the last of which is scored; ``info["label"]``
-    then carries the true class (never earlier). Never truncated. Stepping a finished episode
-    is an error.
+    Terminated after exactly ``n_glimpses`` steps (or at an ``"answer"``), the last of which
+    is scored; the info of that step carries ``"label"`` (the true class, never shown earlier),
+    ``"index"`` (the image's index in the split) and ``"glimpses"`` (glimpses seen when
+    answering). Never truncated. Stepping a finished episode is an error.
 
     ## Arguments
 
@@ -158,16 +160,31 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         reward, terminated = self.core.step(
             torch.as_tensor(location, device=self.core.device)[None],
             torch.tensor([label], device=self.core.device),
-            torch.tensor([True], device=self.core.device) if answer else None,
+            None if answer is None else torch.tensor([answer], device=self.core.device),
         )
         self._finished = bool(terminated[0])
         info: dict[str, Any] = {}
         if self._finished:
-            info["label"] = int(self.core.targets[0])
+            info = {
+                "label": int(self.core.targets[0]),
+                "index": int(self.core.image_indices[0]),
+                "glimpses": len(self._path),  # the fixations seen, this step's not among them
+            }
             self._answer = label
         else:
             self._path.append(_to_numpy(self.core.fixations[0]))
         return self._observation(), float(reward[0]), self._finished, False, info
+
+    @property
+    def num_images(self) -> int:
+        """Number of images in the split (valid ``options["index"]`` are ``[0, num_images)``)."""
+        return self.core.num_images
+
+    @property
+    def episode_steps(self) -> int:
+        """Steps taken in the current episode (``n_glimpses`` once it is over); the glimpses
+        seen so far are ``episode_steps + 1``, at most ``n_glimpses``."""
+        return int(self.core.steps[0])
 
     def render(self) -> np.ndarray | None:
         """The episode now as a uint8 RGB frame ``[h, w, 3]`` (``render_mode="rgb_array"``).
@@ -195,7 +212,7 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             truth=int(self.core.targets[0]) if ended else None,
         )
 
-    def _checked_action(self, action: Mapping[str, Any]) -> tuple[np.ndarray, int, bool]:
+    def _checked_action(self, action: Mapping[str, Any]) -> tuple[np.ndarray, int, bool | None]:
         if not isinstance(action, Mapping) or not (
             {"location", "label"} <= set(action) <= {"location", "label", "answer"}
         ):
@@ -203,8 +220,8 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
                 "action must be a dict with keys 'location' and 'label' (and optionally "
                 f"'answer'), got {action!r}"
             )
-        answer = action.get("answer", False)
-        if not isinstance(answer, (bool, np.bool_)):
+        answer = action.get("answer")
+        if answer is not None and not isinstance(answer, (bool, np.bool_)):
             raise ValueError(f"action['answer'] must be a bool, got {answer!r}")
         location = action["location"]
         if isinstance(location, torch.Tensor):
@@ -228,7 +245,7 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             raise ValueError(f"action['label'] must be an int, got {label!r}")
         if not 0 <= label < NUM_CLASSES:
             raise ValueError(f"action['label'] must be in [0, {NUM_CLASSES}), got {label}")
-        return location, int(label), bool(answer)
+        return location, int(label), None if answer is None else bool(answer)
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {

@@ -436,12 +436,11 @@ def vector_frames(env: Any, max_episodes: int | None = None) -> list[np.ndarray]
     only (no path) and no labels; after a sub-env's last step, its fixation is the location
     sent with the answer.
     """
-    core = env.core
-    count = core.num_episodes if max_episodes is None else min(max_episodes, core.num_episodes)
-    canvases = core.canvases[:count].cpu().numpy()
-    fixations = core.fixations[:count].cpu().numpy()
-    glimpses = core.glimpses[:count].cpu().numpy()
-    steps = (core.steps[:count] + 1).clamp(max=env.config.n_glimpses).tolist()
+    count = env.num_envs if max_episodes is None else min(max_episodes, env.num_envs)
+    canvases = env.canvases[:count].cpu().numpy()
+    fixations = env.fixations[:count].cpu().numpy()
+    glimpses = env.glimpses[:count].cpu().numpy()
+    steps = (env.episode_steps[:count] + 1).clamp(max=env.config.n_glimpses).tolist()
     return [
         draw_frame(canvases[i], fixations[i : i + 1], glimpses[i], env.config, step=steps[i])
         for i in range(count)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
@@ -23,19 +24,31 @@ class GlimpseVectorEnv(VectorEnv):
     ``{"location": float [N, 2], "label": int [N]}`` (torch tensors, or anything
     ``torch.as_tensor`` takes), plus an optional ``"answer"`` (bool ``[N]``: those sub-envs
     answer now, as in ``GlimpseEnv``). The episode of each sub-env is that of ``GlimpseEnv``.
-    When an episode ends, ``infos["label"]`` holds the true classes of the sub-envs that just
-    ended (-1 elsewhere: a running episode's class is never shown) and ``infos["_label"]``
-    marks them (Gymnasium's vector info convention).
+    When episodes end, the info gives, for those sub-envs, ``"label"`` (true class),
+    ``"index"`` (image index in the split) and ``"glimpses"`` (glimpses seen when answering),
+    each int64 ``[N]`` with its ``"_label"``/``"_index"``/``"_glimpses"`` bool mask
+    (Gymnasium's vector info convention) and -1 / 0 elsewhere: a running episode's class is
+    never shown. On steps where the host knows no episode ends, the info is ``{}``.
 
-    Autoreset (``autoreset_mode``):
+    Autoreset (``autoreset_mode``, Gymnasium's three modes through one mask-driven path):
 
     * ``NEXT_STEP`` (default): the step after an episode's last step resets that sub-env and
       ignores its action (reward 0, not terminated). Episodes reset together stay in step and
       all end together, every ``n_glimpses`` steps, and this is known on the host, so no
       device-to-host sync happens. After a partial reset the sub-envs run out of step; then
       each step checks on the device which ones to reset, which costs one sync.
+    * ``SAME_STEP``: a sub-env whose episode ends is reset within the same step: the
+      observation returned is the new episode's first, and ``infos["final_obs"]`` (the ended
+      episodes' last observation, the same dict of ``[N, ...]`` tensors as an observation:
+      batched on the device rather than Gymnasium's host array of objects) and
+      ``infos["final_info"]`` (the end-of-episode fields above) hold the old one, with the
+      ``"_final_obs"``/``"_final_info"`` bool ``[N]`` masks.
     * ``DISABLED``: stepping a finished sub-env is an error; restart sub-envs with
       ``reset(options={"reset_mask": bool [N]})``.
+
+    Gymnasium's numpy vector wrappers (``RecordEpisodeStatistics``, ``NormalizeReward``, ...)
+    need numpy: put Gymnasium's ``TorchToNumpy`` (``gymnasium.wrappers.vector``) between them
+    and this env (see the README, "Gymnasium wrappers").
 
     Reset options: ``"reset_mask"`` (bool ``[N]``, which sub-envs to reset; default all),
     ``"indices"`` (int ``[M]``, the images for the ``M`` reset sub-envs, in order; default
@@ -68,10 +81,6 @@ class GlimpseVectorEnv(VectorEnv):
     ) -> None:
         check_render_mode(render_mode, self.metadata)
         autoreset_mode = _autoreset_mode(autoreset_mode)
-        if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.DISABLED):
-            raise ValueError(
-                f"autoreset_mode must be NEXT_STEP or DISABLED, got {autoreset_mode.value!r}"
-            )
         self.config = GlimpseConfig.from_kwargs(config)
         if max_episode_steps is not None and max_episode_steps < self.config.n_glimpses:
             raise ValueError(
@@ -126,51 +135,145 @@ class GlimpseVectorEnv(VectorEnv):
     def step(
         self, actions: Mapping[str, Any]
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        """Step every sub-env; autoreset as ``autoreset_mode`` says (see the class docstring).
+
+        One path for the three modes, driven by one mask: the sub-envs whose episode is over.
+        NEXT_STEP resets them before stepping (their action is ignored: reward 0, not
+        terminated); SAME_STEP resets those that end now, after stepping, and reports their
+        last observation and info in ``infos["final_obs"]``/``infos["final_info"]``; DISABLED
+        refuses them. Whether the mask is all, none or some is known on the host while the
+        sub-envs run in step (``core.uniform_steps``), so that case costs no device sync.
+        """
         if self._needs_reset:
             raise RuntimeError("step() called before reset(): call reset() first")
         location, label, answer = self._actions_as_tensors(actions)
-        n_glimpses = self.config.n_glimpses
-        core = self.core
-        if self.autoreset_mode == AutoresetMode.DISABLED:
-            if self.validate_actions:
-                self._check_not_finished()
-            reward, terminated = core.step(location, label, answer)
-        elif core.uniform_steps is not None and core.uniform_steps >= n_glimpses:
+        core, mode, n = self.core, self.autoreset_mode, self.config.n_glimpses
+        over = self._episodes_over()  # True: all; False: none; else a bool [N] tensor
+        if mode == AutoresetMode.DISABLED and over is not False and self.validate_actions:
+            self._check_not_finished()
+        if mode == AutoresetMode.NEXT_STEP and over is True:
             core.reset()
-            reward = torch.zeros(self.num_envs, device=self.device)
-            terminated = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
-        elif core.uniform_steps is not None:
-            reward, terminated = core.step(location, label, answer)
-        else:
-            finished = core.steps >= n_glimpses
-            reward, terminated = core.step(location, label, answer)
-            core.reset(mask=finished)
-            reward = reward.masked_fill(finished, 0.0)
-            terminated = terminated & ~finished
-        infos: dict[str, Any] = {}
-        if core.uniform_steps is None or core.uniform_steps == n_glimpses:
-            ended = terminated.clone()
-            infos = {"label": torch.where(ended, core.targets, -1), "_label": ended}
+            zeros = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
+            return self._observation(), zeros.float(), zeros, zeros.clone(), {}
+        glimpses = core.steps + 1  # glimpses seen when acting: the count of an episode ending now
+        reward, terminated = core.step(location, label, answer)
+        if mode == AutoresetMode.NEXT_STEP and over is not False:
+            core.reset(mask=over)
+            reward = reward.masked_fill(over, 0.0)
+            terminated = terminated & ~over
         truncated = torch.zeros_like(terminated)
+        if self._episodes_over() is False:  # known on the host: no episode ended
+            return self._observation(), reward, terminated, truncated, {}
+        info = self._final_info(terminated, glimpses)
+        if mode != AutoresetMode.SAME_STEP:
+            return self._observation(), reward, terminated, truncated, info
+        final_obs = self._observation()
+        core.reset(mask=None if core.uniform_steps == n else terminated)
+        infos = {
+            "final_obs": final_obs,
+            "_final_obs": terminated,
+            "final_info": info,
+            "_final_info": terminated,
+        }
         return self._observation(), reward, terminated, truncated, infos
 
-    def render(self) -> Any:
-        """A grid of the first (up to 9) sub-envs' current frames, one uint8 ``[h, w, 3]`` array.
+    def _episodes_over(self) -> bool | torch.Tensor:
+        """Which episodes are over: ``True`` (all) or ``False`` (none) when the host knows it
+        (every sub-env reset together), else a bool ``[N]`` tensor."""
+        uniform = self.core.uniform_steps
+        if uniform is not None:
+            return uniform >= self.config.n_glimpses
+        return self.core.steps >= self.config.n_glimpses
+
+    def _final_info(self, ended: torch.Tensor, glimpses: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The info of the episodes that ended (bool ``[N]`` ``ended``), in Gymnasium's vector
+        form: each field with its ``_field`` mask, and a neutral value elsewhere (a running
+        episode's class is never shown)."""
+        core = self.core
+        return {
+            "label": torch.where(ended, core.targets, -1),
+            "_label": ended,
+            "index": torch.where(ended, core.image_indices, -1),
+            "_index": ended,
+            "glimpses": torch.where(ended, glimpses.clamp(max=self.config.n_glimpses), 0),
+            "_glimpses": ended,
+        }
+
+    # --- public state for adapters and drawing (read-only views of the episodes) ------------
+
+    @property
+    def num_images(self) -> int:
+        """Number of images in the split (valid image indices are ``[0, num_images)``)."""
+        return self.core.num_images
+
+    @property
+    def episode_steps(self) -> torch.Tensor:
+        """int64 ``[N]``: steps taken in each sub-env's current episode (``n_glimpses`` once it
+        is over); the glimpses seen so far are ``episode_steps + 1``, at most ``n_glimpses``."""
+        return self.core.steps
+
+    @property
+    def image_indices(self) -> torch.Tensor:
+        """int64 ``[N]``: the image (index in the split) of each sub-env's current episode."""
+        return self.core.image_indices
+
+    @property
+    def canvases(self) -> torch.Tensor:
+        """uint8 ``[N, H, W]``: each sub-env's canvas (intensities 0-255), for drawing."""
+        return self.core.canvases
+
+    def set_image_pool(self, indices: Any | None) -> None:
+        """Draw the images of later resets without ``indices`` (autoresets included) uniformly
+        from ``indices`` (int ``[M]``, in ``[0, num_images)``), e.g. the training images
+        without a held-out validation part; ``None``: the whole split.
+
+        Raises:
+            ValueError: ``indices`` is empty, not 1-D integers, or out of range.
+        """
+        self.core.set_image_pool(indices)
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        """The current frame of every sub-env, a tuple of uint8 ``[h, w, 3]`` arrays, as
+        Gymnasium's vector envs render (``gymnasium.wrappers.vector.RecordVideo`` tiles them).
 
         The vector env keeps no history, so each frame shows the current fixation, its retina
-        squares and glimpse, without the path or labels (``ram_env.render.vector_frame``; the
-        single env's frames have both). One grid, not Gymnasium's tuple of one frame per
-        sub-env: the wrappers that want that tuple are not supported. ``None`` (with a
-        warning) without a ``render_mode``.
+        squares and glimpse, without the path or labels (``ram_env.render.vector_frames``; the
+        single env's frames have both). Drawing costs host time per sub-env: render a few.
+        ``render_grid`` gives one picture of the first few. ``None`` (with a warning) without a
+        ``render_mode``.
         """
-        from gymnasium import logger
+        from ram_env.render import vector_frames  # lazy: drawing is not needed to step
 
-        from ram_env.render import vector_frame  # lazy: `python -m ram_env.render` stays clean
-
-        if self.render_mode is None:
-            logger.warn('render() was called without a render_mode; use render_mode="rgb_array"')
+        if not self._can_render():
             return None
-        return vector_frame(self)
+        return tuple(vector_frames(self))
+
+    def render_grid(self, max_episodes: int = 9, columns: int = 3) -> np.ndarray | None:
+        """One uint8 ``[h, w, 3]`` picture: the first ``max_episodes`` sub-envs' frames in a grid
+        of ``columns`` columns (``ram_env.render.vector_frame``)."""
+        from ram_env.render import vector_frame
+
+        if not self._can_render():
+            return None
+        return vector_frame(self, max_episodes, columns)
+
+    def _can_render(self) -> bool:
+        if self.render_mode is None:
+            from gymnasium import logger
+
+            logger.warn('render() was called without a render_mode; use render_mode="rgb_array"')
+            return False
+        return True
+
+    @property
+    def fixations(self) -> torch.Tensor:
+        """float32 ``[N, 2]``: each sub-env's current fixation ``(x, y)`` in ``[-1, 1]``."""
+        return self.core.fixations
+
+    @property
+    def glimpses(self) -> torch.Tensor:
+        """float32 ``[N, k, g, g]``: each sub-env's current glimpse."""
+        return self.core.glimpses
 
     def get_rng_state(self) -> torch.Tensor:
         """State of the generator behind image choice, canvas keys and start fixations."""

@@ -1,6 +1,8 @@
 """Action/observation adapters for libraries that take no Dict actions (Stable-Baselines3, ...).
 
-``DiscreteGlimpseActions`` turns a ``GlimpseEnv`` into an env with ``Discrete(G*G + 10)`` actions:
+``DiscreteGlimpseVectorActions`` (a Gymnasium ``VectorWrapper`` over the native
+``GlimpseVectorEnv``, torch in and out) and ``DiscreteGlimpseActions`` (its one-episode numpy
+twin over ``GlimpseEnv``) give each episode ``Discrete(G*G + 10)`` actions:
 
 * action ``a < G*G`` fixates the centre of cell ``(row, col) = divmod(a, G)`` of a ``G x G`` grid
   laid over the canvas: ``x = (2 * col + 1) / G - 1`` (column, to the right) and
@@ -8,11 +10,11 @@
   ``ram_env.sensor``). For ``G = 4`` the centres are at ``-0.75, -0.25, 0.25, 0.75``; for odd ``G``
   the middle cell is the canvas centre ``(0, 0)``. Action 0 is the top-left cell.
 * action ``G*G + c`` answers class ``c`` and ends the episode at once: reward 1 if ``c`` is the
-  true class, else 0 (an adaptive number of glimpses).
+  true class, else 0 (an adaptive number of glimpses). It is sent to the env with its
+  ``"answer"`` mask and the current fixation, so the final observation repeats the last glimpse.
 * the cap: after ``n_glimpses`` glimpses the agent must answer. A fixation action sent then (the
-  ``n_glimpses``-th step) is scored as a wrong answer: reward 0 and the episode terminates. So an
-  episode has at most ``n_glimpses`` steps and shows at most ``n_glimpses`` glimpses, as the
-  underlying env does.
+  ``n_glimpses``-th step) ends the episode unanswered: the env scores only answers, so reward
+  0. An episode has at most ``n_glimpses`` steps and glimpses, as the underlying env's.
 
 The observation is the underlying one, the glimpse flattened, plus the time; all float32 1-D
 Boxes, which SB3's ``MultiInputPolicy`` concatenates (a 3-D float glimpse would make SB3 take it
@@ -21,48 +23,42 @@ for an image and warn)::
     Dict(glimpse=Box(0, 1, (k*g*g,)), location=Box(-1, 1, (2,)), time=Box(0, 1, (1,)))
 
 ``glimpse`` is the ``(k, g, g)`` glimpse in C order (``.reshape(k, g, g)`` restores it).
-``time = glimpses seen / n_glimpses``, the glimpses seen counted by the core (``core.steps + 1``,
-at most ``n_glimpses``): ``1 / n_glimpses`` after ``reset``, ``1.0`` when the next action must
-be a label. A terminal observation counts the ending step as one glimpse more (so ``1.0`` after
-the cap). A memoryless policy (PPO, A2C, DQN) needs it to know the deadline.
+``time`` is the share of the glimpse budget seen (``discrete_observation``, from the faces'
+public ``episode_steps``): ``1 / n_glimpses`` after ``reset``, ``1.0`` when the next action must
+be a label and in a final observation. A memoryless policy (PPO, A2C, DQN) needs it to know the
+deadline.
 
-Infos: at the episode's end ``info["label"]`` (true class), ``info["index"]`` (the image index
-in its split), ``info["glimpses"]`` (glimpses seen) and ``info["is_success"]`` (right answer;
-SB3 logs it as ``rollout/success_rate``).
-
-A step is one torch function, :func:`discrete_step` (decode the actions with
-:func:`decode_discrete_actions`, step the env with the ``"answer"`` mask, keep the reward of
-answers only, add the time feature and the end-of-episode infos), shared by this wrapper (one
-episode) and the SB3 ``VecEnv`` adapter in ``agents.sb3`` (N episodes on a device).
-
-Early answers are sent to the env with ``"answer": True``, which makes that step the scored
-last one; the location sent with the answer is the current fixation, so the terminal
-observation repeats the last glimpse.
+The episode's rules (ending, scoring, the end-of-episode info ``label``, ``index``,
+``glimpses``) are the env's; the adapters add ``is_success`` (SB3 logs it as
+``rollout/success_rate``). The SB3 ``VecEnv`` in ``agents.sb3`` is a numpy bridge over
+``DiscreteGlimpseVectorActions`` on a SAME_STEP env.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
+from gymnasium.vector import VectorEnv, VectorWrapper
+from gymnasium.vector.utils import batch_space
 
-from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore
+from ram_env.core import NUM_CLASSES, GlimpseConfig
 
 __all__ = [
     "DiscreteGlimpseActions",
-    "DiscreteStep",
+    "DiscreteGlimpseVectorActions",
     "check_grid",
     "decode_discrete_actions",
     "discrete_action_space",
     "discrete_observation",
     "discrete_observation_space",
-    "discrete_step",
     "grid_centres",
     "make_discrete_env",
+    "make_discrete_vec",
 ]
 
 
@@ -160,180 +156,162 @@ def check_grid(grid: Any) -> int:
 
 
 def discrete_observation(
-    observation: dict[str, Any], glimpses_seen: torch.Tensor, n_glimpses: int
-) -> dict[str, np.ndarray]:
-    """The Discrete faces' observations of N episodes as numpy ``[N, ...]`` (one host copy).
-
-    ``observation`` is an env face's ``{"glimpse": [N, k, g, g], "location": [N, 2]}``;
-    ``glimpses_seen`` int ``[N]`` gives the time feature ``min(glimpses_seen, n) / n``.
-    """
-    columns = _observation_columns(observation, glimpses_seen, n_glimpses)
-    return _split_columns(_to_host(list(columns.values())), columns)
-
-
-class DiscreteStep(NamedTuple):
-    """One step of N Discrete-action episodes, numpy at the boundary (see ``discrete_step``)."""
-
-    #: ``glimpse`` float32 ``[N, k*g*g]``, ``location`` ``[N, 2]``, ``time`` ``[N, 1]``.
-    observation: dict[str, np.ndarray]
-    #: float32 ``[N]``: 1 for a right answer, else 0 (a fixation stopped by the cap scores 0).
-    reward: np.ndarray
-    #: bool ``[N]``: the episode ended on this step (an answer or the cap).
-    terminated: np.ndarray
-    #: bool ``[N]``: the env face's truncations.
-    truncated: np.ndarray
-    #: per episode: ``{"label", "index", "glimpses", "is_success"}`` if it ended, else ``{}``.
-    infos: list[dict[str, Any]]
-    #: the env face's own info of the step.
-    env_info: dict[str, Any]
-
-
-#: An env face's step on tensors: ``{"location": float32 [N, 2], "label": int64 [N],
-#: "answer": bool [N]}`` (on the core's device) -> Gymnasium's ``(observation, reward,
-#: terminated, truncated, info)``, the first four anything ``torch.as_tensor`` takes, ``[N]``.
-EnvStep = Callable[[dict[str, torch.Tensor]], tuple[dict[str, Any], Any, Any, Any, dict]]
-
-
-def discrete_step(
-    env_step: EnvStep,
-    core: GlimpseCore,
-    actions: torch.Tensor,
-    grid: int,
-    centres: torch.Tensor | None = None,
-) -> DiscreteStep:
-    """One step of N episodes with Discrete actions: the logic both Discrete faces share.
-
-    Decodes ``actions`` (``decode_discrete_actions``), sends the env action with its
-    ``"answer"`` mask through ``env_step`` (the face's step over ``core``), keeps the reward of
-    answers only, adds the time feature and, for the episodes that ended, the info fields
-    ``label``, ``index``, ``glimpses`` (glimpses seen when answering) and ``is_success``.
-    The counts come from ``core.steps`` (steps taken before this one, + 1, glimpses seen), so
-    nothing is counted twice. One device-to-host copy for everything.
-    """
-    n_glimpses = core.config.n_glimpses
-    location, label, answer = decode_discrete_actions(
-        actions, grid, core.fixations, centres=centres
-    )
-    glimpses = core.steps + 1
-    observation, reward, terminated, truncated, env_info = env_step(
-        {"location": location, "label": label, "answer": answer}
-    )
-    device = answer.device
-    reward = torch.as_tensor(reward, device=device).float() * answer
-    terminated = torch.as_tensor(terminated, device=device)
-    truncated = torch.as_tensor(truncated, device=device)
-    # After this step the episode has seen one glimpse more (the cap keeps ``time`` at 1).
-    columns = _observation_columns(observation, glimpses + 1, n_glimpses)
-    scalars = [reward, terminated, truncated, glimpses, core.targets, core.image_indices]
-    host = _to_host([*columns.values(), *(value[:, None] for value in scalars)])
-    obs = _split_columns(host[:, : -len(scalars)], columns)
-    reward_np, terminated_np, truncated_np, glimpses_np, label_np, index_np = host[
-        :, -len(scalars) :
-    ].T
-    done = terminated_np > 0
-    infos: list[dict[str, Any]] = [{} for _ in range(host.shape[0])]
-    for i in np.flatnonzero(done):
-        infos[i] = {
-            "label": int(label_np[i]),
-            "index": int(index_np[i]),
-            "glimpses": int(glimpses_np[i]),
-            "is_success": bool(reward_np[i] > 0),
-        }
-    return DiscreteStep(obs, reward_np.astype(np.float32), done, truncated_np > 0, infos, env_info)
-
-
-def _observation_columns(
-    observation: dict[str, Any], glimpses_seen: torch.Tensor, n_glimpses: int
+    observation: Mapping[str, torch.Tensor], episode_steps: torch.Tensor, n_glimpses: int
 ) -> dict[str, torch.Tensor]:
-    glimpse = torch.as_tensor(observation["glimpse"])
+    """The Discrete faces' observation of N episodes, from an env face's.
+
+    Args:
+        observation: ``{"glimpse": float32 [N, k, g, g], "location": float32 [N, 2]}``.
+        episode_steps: int ``[N]``, steps taken in each episode (the faces' ``episode_steps``).
+        n_glimpses: the glimpse budget.
+
+    Returns:
+        ``{"glimpse": float32 [N, k*g*g], "location": float32 [N, 2], "time": float32 [N, 1]}``
+        on the observation's device, ``time = min(episode_steps + 1, n_glimpses) / n_glimpses``
+        (the share of the budget seen; 1.0 when the next action must be a label and once the
+        episode is over). The one place the time feature is computed.
+    """
+    glimpse = observation["glimpse"]
     n = glimpse.shape[0]
-    time = glimpses_seen.clamp(max=n_glimpses).float() / n_glimpses
+    seen = (episode_steps.to(glimpse.device) + 1).clamp(max=n_glimpses)
     return {
         "glimpse": glimpse.reshape(n, -1).float(),
-        "location": torch.as_tensor(observation["location"], device=glimpse.device).float(),
-        "time": time.to(glimpse.device)[:, None],
+        "location": observation["location"].float(),
+        "time": (seen.float() / n_glimpses)[:, None],
     }
 
 
-def _to_host(columns: Sequence[torch.Tensor]) -> np.ndarray:
-    """float32 ``[N, sum of widths]``: the ``[N, width]`` columns in one device-to-host copy."""
-    device = columns[0].device
-    return torch.cat([column.to(device, torch.float32) for column in columns], 1).cpu().numpy()
+class DiscreteGlimpseVectorActions(VectorWrapper):
+    """A ``GlimpseVectorEnv`` with ``Discrete(G*G + 10)`` actions per sub-env, torch in and out.
+
+    Actions: int ``[N]`` (a tensor, or anything ``torch.as_tensor`` takes), decoded by
+    ``decode_discrete_actions``; observations: the Dict of ``discrete_observation_space`` as
+    torch tensors ``[N, ...]`` on the env's device. Rewards, flags and autoreset are the
+    wrapped env's (any of Gymnasium's three modes): an answer is sent with the env's
+    ``"answer"`` mask, so the env scores answers only and ends those episodes now. At an
+    episode's end the info (``final_info`` under SAME_STEP, whose ``final_obs`` is mapped
+    like an observation) has the env's ``label``, ``index`` and ``glimpses`` plus
+    ``is_success`` (bool ``[N]``, the answer was right), each with its ``_`` mask.
+
+    Raises:
+        TypeError: ``env`` is not a (wrapped) ``GlimpseVectorEnv``.
+        ValueError: a bad ``grid`` or bad actions (the error names them).
+    """
+
+    def __init__(self, env: VectorEnv, grid: int = 4) -> None:
+        super().__init__(env)
+        base = env.unwrapped
+        if not hasattr(base, "episode_steps") or not hasattr(base, "single_action_space"):
+            raise TypeError(
+                f"DiscreteGlimpseVectorActions wraps a GlimpseVectorEnv, got {type(base).__name__}"
+            )
+        self.grid = check_grid(grid)
+        self.n_glimpses = base.config.n_glimpses
+        self.device = base.device
+        self.single_action_space = discrete_action_space(self.grid)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.single_observation_space = discrete_observation_space(base.config)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self._centres = grid_centres(self.grid, self.device)
+        self._location: torch.Tensor | None = None
+
+    def reset(
+        self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        observation, info = self.env.reset(seed=seed, options=options)
+        self._location = observation["location"]
+        return self._observation(observation), info
+
+    def step(
+        self, actions: Any
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict]:
+        if self._location is None:
+            raise RuntimeError("step() called before reset(): call reset() first")
+        actions = torch.as_tensor(actions, device=self.device)
+        location, label, answer = decode_discrete_actions(
+            actions.reshape(-1), self.grid, self._location, centres=self._centres
+        )
+        observation, reward, terminated, truncated, info = self.env.step(
+            {"location": location, "label": label, "answer": answer}
+        )
+        self._location = observation["location"]
+        if "final_info" in info:
+            info = dict(info)
+            info["final_info"] = _with_success(info["final_info"], reward)
+            info["final_obs"] = self._observation(info["final_obs"], over=True)
+        elif "_label" in info:
+            info = _with_success(info, reward)
+        return self._observation(observation), reward, terminated, truncated, info
+
+    def _observation(
+        self, observation: dict[str, torch.Tensor], over: bool = False
+    ) -> dict[str, torch.Tensor]:
+        steps = self.env.unwrapped.episode_steps
+        if over:  # final observations: the episode is over
+            steps = torch.full_like(steps, self.n_glimpses)
+        return discrete_observation(observation, steps, self.n_glimpses)
 
 
-def _split_columns(host: np.ndarray, columns: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    out, start = {}, 0
-    for key, column in columns.items():
-        out[key] = host[:, start : start + column.shape[1]]
-        start += column.shape[1]
-    return out
+def _with_success(info: dict[str, Any], reward: torch.Tensor) -> dict[str, Any]:
+    ended = info["_label"]
+    return {**info, "is_success": ended & (reward > 0), "_is_success": ended}
 
 
 class DiscreteGlimpseActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """A glimpse env with ``Discrete(G*G + 10)`` actions and an adaptive number of glimpses.
 
-    See the module docstring for the action mapping, the cap and the observation. Wraps a
-    ``GlimpseEnv`` (possibly inside Gymnasium's own wrappers, e.g. from ``gymnasium.make``).
-    A step is ``discrete_step`` with one episode.
+    See the module docstring for the action mapping, the cap and the observation (numpy, one
+    episode: ``DiscreteGlimpseVectorActions``'s rules, with the same decoding and time
+    feature). Wraps a ``GlimpseEnv`` (possibly inside Gymnasium's own wrappers, e.g. from
+    ``gymnasium.make``). At the episode's end the info has the env's ``label``, ``index`` and
+    ``glimpses`` and ``is_success`` (SB3 logs it as ``rollout/success_rate``).
     """
 
     def __init__(self, env: gym.Env, grid: int = 4) -> None:
         gym.utils.RecordConstructorArgs.__init__(self, grid=grid)
         gym.Wrapper.__init__(self, env)
-        core = getattr(env.unwrapped, "core", None)
-        if not isinstance(core, GlimpseCore) or core.num_episodes != 1:
-            raise TypeError(f"DiscreteGlimpseActions wraps a GlimpseEnv, got {env.unwrapped!r}")
+        base = env.unwrapped
+        if not hasattr(base, "episode_steps") or getattr(base, "num_envs", 1) != 1:
+            raise TypeError(f"DiscreteGlimpseActions wraps a GlimpseEnv, got {base!r}")
         self.grid = check_grid(grid)
-        self.n_glimpses = core.config.n_glimpses
+        self.n_glimpses = base.config.n_glimpses
         self.action_space = discrete_action_space(self.grid)
-        self.observation_space = discrete_observation_space(core.config)
-        self._centres = grid_centres(self.grid, core.device)
-
-    @property
-    def core(self) -> GlimpseCore:
-        return self.env.unwrapped.core
+        self.observation_space = discrete_observation_space(base.config)
+        self._centres = grid_centres(self.grid)
+        self._location: np.ndarray | None = None
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         observation, info = self.env.reset(seed=seed, options=options)
-        batched = {key: value[None] for key, value in observation.items()}
-        observation = discrete_observation(batched, self.core.steps + 1, self.n_glimpses)
-        return {key: value[0] for key, value in observation.items()}, info
+        self._location = observation["location"]
+        return self._observation(observation), info
 
     def step(self, action: Any) -> tuple[dict[str, np.ndarray], float, bool, bool, dict[str, Any]]:
-        core = self.core
         action = _as_action_int(action, self.action_space.n)
-        step = discrete_step(
-            self._env_step,
-            core,
-            torch.tensor([action], device=core.device),
+        if self._location is None:
+            raise RuntimeError("step() called before reset(): call reset() first")
+        location, label, answer = decode_discrete_actions(
+            torch.tensor([action]),
             self.grid,
-            self._centres,
+            torch.from_numpy(self._location[None]),
+            centres=self._centres,
         )
-        info = {**step.env_info, **step.infos[0]}
-        observation = {key: value[0] for key, value in step.observation.items()}
-        return (
-            observation,
-            float(step.reward[0]),
-            bool(step.terminated[0]),
-            bool(step.truncated[0]),
-            info,
-        )
-
-    def _env_step(
-        self, action: dict[str, torch.Tensor]
-    ) -> tuple[dict[str, Any], list[float], list[bool], list[bool], dict[str, Any]]:
-        """The wrapped env's step, as ``discrete_step`` wants it (a batch of one)."""
         observation, reward, terminated, truncated, info = self.env.step(
-            {
-                "location": action["location"][0].cpu().numpy(),
-                "label": int(action["label"][0]),
-                "answer": bool(action["answer"][0]),
-            }
+            {"location": location[0].numpy(), "label": int(label[0]), "answer": bool(answer[0])}
         )
-        batched = {key: value[None] for key, value in observation.items()}
-        return batched, [float(reward)], [bool(terminated)], [bool(truncated)], info
+        self._location = observation["location"]
+        if terminated or truncated:
+            info = {**info, "is_success": bool(reward > 0)}
+        return self._observation(observation), reward, terminated, truncated, info
+
+    def _observation(self, observation: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        batch = {key: torch.from_numpy(value[None]) for key, value in observation.items()}
+        steps = torch.tensor([self.env.unwrapped.episode_steps])
+        return {
+            key: value[0].numpy()
+            for key, value in discrete_observation(batch, steps, self.n_glimpses).items()
+        }
 
 
 def _as_action_int(action: Any, n: int) -> int:
@@ -351,3 +329,14 @@ def _as_action_int(action: Any, n: int) -> int:
 def make_discrete_env(env_id: str, grid: int = 4, **kwargs: Any) -> DiscreteGlimpseActions:
     """``DiscreteGlimpseActions(gymnasium.make(env_id, **kwargs), grid)``."""
     return DiscreteGlimpseActions(gym.make(env_id, **kwargs), grid)
+
+
+def make_discrete_vec(
+    env_id: str, num_envs: int, grid: int = 4, **kwargs: Any
+) -> DiscreteGlimpseVectorActions:
+    """``DiscreteGlimpseVectorActions`` over ``gymnasium.make_vec(env_id, num_envs,
+    vectorization_mode="vector_entry_point", **kwargs)`` (``device``, ``autoreset_mode``, ...)."""
+    venv = gym.make_vec(
+        env_id, num_envs=num_envs, vectorization_mode="vector_entry_point", **kwargs
+    )
+    return DiscreteGlimpseVectorActions(venv, grid)

@@ -75,7 +75,7 @@ def test_episode_length_reward_and_label_only_at_the_end():
         assert terminated == (step == 6)
         if step < 6:
             assert reward == 0.0 and info == {}
-    assert reward == 1.0 and info == {"label": true_label}
+    assert reward == 1.0 and info == {"label": true_label, "index": 7, "glimpses": 6}
     env.reset(options={"index": 7})
     for _ in range(6):
         *_, info = env.step({"location": [0.0, 0.0], "label": (true_label + 1) % 10})
@@ -182,7 +182,17 @@ def test_an_answer_entry_ends_the_episode_early_and_is_scored():
     _, reward, terminated, _, info = env.step(
         {"location": [0.0, 0.0], "label": true_label, "answer": True}
     )
-    assert terminated and reward == 1.0 and info == {"label": true_label}
+    assert terminated and reward == 1.0
+    assert info == {"label": true_label, "index": 3, "glimpses": 2}
+    with pytest.raises(RuntimeError, match="finished episode"):
+        env.step({"location": [0.0, 0.0], "label": 0})
+    # Once "answer" is given, only answers are scored: the cap without one scores 0.
+    env.reset(seed=0, options={"index": 3})
+    for _ in range(6):
+        *_, reward, terminated, _, info = env.step(
+            {"location": [0.0, 0.0], "label": true_label, "answer": False}
+        )
+    assert terminated and reward == 0.0 and info["glimpses"] == 6
     with pytest.raises(RuntimeError, match="finished episode"):
         env.step({"location": [0.0, 0.0], "label": 0})
     env.reset(seed=0)

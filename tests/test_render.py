@@ -152,7 +152,7 @@ def test_check_env_with_render_checks_has_no_warnings():
 
 
 @pytest.mark.parametrize("num_envs, cells", [(4, 4), (12, 9)])
-def test_vector_render_is_a_grid_of_the_first_nine(num_envs, cells):
+def test_vector_render_gives_every_sub_envs_frame_and_a_grid_helper(num_envs, cells):
     envs = gym.make_vec(
         "GlimpseMNIST-v0",
         num_envs=num_envs,
@@ -161,11 +161,13 @@ def test_vector_render_is_a_grid_of_the_first_nine(num_envs, cells):
     )
     envs.reset(seed=0)
     envs.step({"location": torch.zeros(num_envs, 2), "label": torch.zeros(num_envs).long()})
-    grid = envs.render()
-    core = envs.unwrapped.core
+    frames = envs.render()  # Gymnasium's convention: one frame per sub-env
     one = render.draw_frame(
-        core.canvases[0], core.fixations[:1], core.glimpses[0], envs.config, step=2
+        envs.canvases[0], envs.fixations[:1], envs.glimpses[0], envs.config, step=2
     )
+    assert isinstance(frames, tuple) and len(frames) == num_envs
+    np.testing.assert_array_equal(frames[0], one)
+    grid = envs.render_grid()
     columns = min(3, cells)
     rows = math.ceil(cells / columns)
     assert grid.dtype == np.uint8

@@ -25,7 +25,7 @@ from agents.sb3 import (
 )
 from ram_env.atomic import atomic_write
 from ram_env.datasets import holdout_split, load_split
-from ram_env.wrappers import grid_centres, make_discrete_env
+from ram_env.wrappers import grid_centres, make_discrete_env, make_discrete_vec
 
 ENV_ID = "GlimpseMNIST-v0"
 T = 6
@@ -82,7 +82,7 @@ def test_same_step_autoreset_and_terminal_observation():
             terminal = info["terminal_observation"]
             # The answer did not move the fixation; the new episode starts at glimpse 1.
             np.testing.assert_array_equal(terminal["location"], grid_centres(G)[3].numpy())
-            assert terminal["time"].tolist() == pytest.approx([3 / T])
+            assert terminal["time"].tolist() == [1.0]  # a final observation: the episode is over
             assert obs["time"][i].tolist() == pytest.approx([1 / T])
             assert vec.reset_infos[i] == {}
         else:
@@ -198,8 +198,10 @@ def test_attributes_methods_and_errors():
         vec.step(np.full(N, FIX + 10))
     with pytest.raises(ValueError, match="actions"):
         vec.step(np.zeros(N + 1, dtype=np.int64))
-    with pytest.raises(ValueError, match="DISABLED"):
+    with pytest.raises(TypeError, match="DiscreteGlimpseVectorActions"):
         GlimpseSB3VecEnv(gym.make_vec(ENV_ID, 2, vectorization_mode="vector_entry_point"))
+    with pytest.raises(ValueError, match="SAME_STEP"):
+        GlimpseSB3VecEnv(make_discrete_vec(ENV_ID, 2, G))
     assert grid_of(vec.action_space) == G
     with pytest.raises(ValueError, match="Discrete"):
         grid_of(gym.spaces.Discrete(FIX + 11))
@@ -371,11 +373,8 @@ def test_bad_grid_and_reset_indices_are_errors_not_rounded():
     for grid in (4.5, 0, True, "4"):
         with pytest.raises(ValueError, match="grid must be an integer"):
             make_sb3_vec_env(ENV_ID, 2, grid)
-    venv = gym.make_vec(
-        ENV_ID, 2, vectorization_mode="vector_entry_point", autoreset_mode="DISABLED"
-    )
     with pytest.raises(ValueError, match="grid must be an integer"):
-        GlimpseSB3VecEnv(venv, grid=4.5)
+        make_discrete_vec(ENV_ID, 2, grid=4.5, autoreset_mode="SAME_STEP")
     vec = make_sb3_vec_env(ENV_ID, 2, G, split="test", seed=0)
     for bad, match in ((3.7, "must be an int"), (True, "must be an int"), ("3", "must be an int"),
                        (-1, "outside"), (10_000, "outside")):  # fmt: skip

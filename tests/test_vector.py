@@ -216,15 +216,116 @@ def test_stepping_before_any_reset_is_an_error():
     envs.step(action)
 
 
-def test_numpy_vector_wrappers_through_gymnasiums_array_conversion():
-    from gymnasium.wrappers.vector import ArrayConversion, RecordEpisodeStatistics
+def test_same_step_autoreset_reports_final_obs_and_final_info():
+    envs = make_vec(num_envs=3, n_glimpses=2, autoreset_mode="SAME_STEP")
+    envs.reset(seed=0)
+    _, _, terminated, _, infos = envs.step(actions(3, 0))
+    assert not terminated.any() and infos == {}
+    first = envs.image_indices.clone()
+    last = actions(3, 1, label=4)
+    obs, reward, terminated, _, infos = envs.step(last)
+    assert terminated.all() and infos["_final_obs"].all() and infos["_final_info"].all()
+    # The final observation is the ended episode's last glimpse; obs is the new episode's first.
+    final = infos["final_obs"]
+    torch.testing.assert_close(final["location"], last["location"].clamp(-1, 1))
+    assert (envs.episode_steps == 0).all() and not torch.equal(envs.image_indices, first)
+    assert not torch.equal(obs["location"], final["location"])
+    assert infos["final_info"]["index"].tolist() == first.tolist()
+    assert infos["final_info"]["glimpses"].tolist() == [2, 2, 2]
+    assert reward.tolist() == (infos["final_info"]["label"] == 4).float().tolist()
+    # Every step counts towards an episode: the next one ends two steps later.
+    _, _, terminated, _, infos = envs.step(actions(3, 2))
+    assert not terminated.any() and infos == {}
 
-    native = gym.make_vec("GlimpseMNIST-v0", num_envs=4, vectorization_mode="vector_entry_point")
-    envs = RecordEpisodeStatistics(ArrayConversion(native, env_xp=torch, target_xp=np))
+
+def test_same_step_autoreset_of_some_sub_envs_keeps_the_others():
+    envs = make_vec(num_envs=3, n_glimpses=4, autoreset_mode="SAME_STEP")
+    envs.reset(seed=0)
+    envs.step(actions(3, 0))
+    before = envs.image_indices.clone()
+    batch = {**actions(3, 1, label=7), "answer": torch.tensor([False, True, False])}
+    obs, _, terminated, _, infos = envs.step(batch)
+    assert terminated.tolist() == [False, True, False]
+    assert infos["_final_obs"].tolist() == [False, True, False]
+    assert infos["final_info"]["glimpses"].tolist() == [0, 2, 0]
+    assert infos["final_info"]["label"][[0, 2]].tolist() == [-1, -1]  # never shown early
+    assert envs.episode_steps.tolist() == [2, 0, 2]
+    assert envs.image_indices[[0, 2]].tolist() == before[[0, 2]].tolist()
+    torch.testing.assert_close(infos["final_obs"]["location"][1], batch["location"][1].clamp(-1, 1))
+    torch.testing.assert_close(obs["location"][[0, 2]], infos["final_obs"]["location"][[0, 2]])
+
+
+def test_the_three_autoreset_modes_play_the_same_episodes():
+    """Same seed, same actions: the same episodes (images, rewards, ends) in every mode; only
+    when the restart happens differs."""
+    played = {}
+    for mode in ("NEXT_STEP", "SAME_STEP", "DISABLED"):
+        envs = make_vec(env_id="GlimpseTranslatedMNIST-v0", num_envs=3, n_glimpses=3,
+                        autoreset_mode=mode)  # fmt: skip
+        envs.reset(seed=5)
+        episodes = []
+        for episode in range(3):
+            glimpses = []
+            for step in range(3):
+                obs, reward, terminated, _, infos = envs.step(actions(3, 10 * episode + step))
+                last = infos.get("final_obs", obs) if step == 2 else obs
+                glimpses.append(last["glimpse"])
+            end = infos.get("final_info", infos)
+            episodes.append((reward.tolist(), terminated.tolist(), end["index"].tolist(),
+                             torch.stack(glimpses)))  # fmt: skip
+            if mode == "NEXT_STEP":
+                envs.step(actions(3, 99))  # the autoreset step: its action is ignored
+            elif mode == "DISABLED":
+                envs.reset(options={"reset_mask": torch.ones(3, dtype=torch.bool)})
+        played[mode] = episodes
+    for mode in ("SAME_STEP", "DISABLED"):
+        for (r, t, i, g), (r2, t2, i2, g2) in zip(played["NEXT_STEP"], played[mode], strict=True):
+            assert (r, t, i) == (r2, t2, i2)
+            torch.testing.assert_close(g, g2)
+    assert len({tuple(episode[2]) for episode in played["SAME_STEP"]}) == 3  # new images
+
+
+@pytest.mark.parametrize("mode", ["NEXT_STEP", "SAME_STEP"])
+def test_gymnasiums_numpy_vector_wrappers_through_array_conversion(mode, tmp_path):
+    """The route for Gymnasium's numpy wrappers: ArrayConversion(torch -> numpy) under them.
+
+    Includes ../shared/cases/interop/vector_record_episode_statistics.py: after one 6-glimpse
+    episode every sub-env reports ``info["episode"]`` with ``l == 6`` and ``r`` in {0, 1}.
+    """
+    from gymnasium.wrappers import vector as wrappers
+
+    def native(**kwargs):
+        envs = gym.make_vec(
+            "GlimpseMNIST-v0",
+            num_envs=4,
+            vectorization_mode="vector_entry_point",
+            autoreset_mode=mode,
+            **kwargs,
+        )
+        return wrappers.ArrayConversion(envs, env_xp=torch, target_xp=np)
+
+    action = {"location": np.zeros((4, 2), np.float32), "label": np.zeros(4, dtype=np.int64)}
+    envs = wrappers.RecordEpisodeStatistics(native())
     obs, _ = envs.reset(seed=0)
     assert isinstance(obs["glimpse"], np.ndarray)
-    action = {"location": np.zeros((4, 2), np.float32), "label": np.zeros(4, dtype=np.int64)}
     for _ in range(6):
         _, reward, terminated, _, info = envs.step(action)
     assert terminated.all() and list(info["episode"]["l"]) == [6, 6, 6, 6]
     np.testing.assert_array_equal(info["episode"]["r"], reward)
+    stacks = [
+        wrappers.DictInfoToList(native()),
+        wrappers.NormalizeReward(native()),
+        wrappers.ClipReward(native(), 0.0, 0.5),
+        wrappers.RecordVideo(
+            native(render_mode="rgb_array"), str(tmp_path / mode), episode_trigger=lambda e: e == 0
+        ),
+    ]
+    if mode == "NEXT_STEP":  # Gymnasium's own FlattenObservation refuses SAME_STEP
+        stacks.append(wrappers.NormalizeObservation(wrappers.FlattenObservation(native())))
+    for envs in stacks:
+        envs.reset(seed=0)
+        for _ in range(7):
+            obs, reward, *_ = envs.step(action)
+        assert isinstance(reward, np.ndarray) and reward.shape == (4,)
+        envs.close()
+    assert list((tmp_path / mode).glob("*.mp4"))  # RecordVideo tiled the per-env frames

@@ -12,11 +12,13 @@ import torch
 import ram_env  # noqa: F401  (registers the ids)
 from ram_env.wrappers import (
     DiscreteGlimpseActions,
+    DiscreteGlimpseVectorActions,
     check_grid,
     decode_discrete_actions,
     discrete_action_space,
     grid_centres,
     make_discrete_env,
+    make_discrete_vec,
 )
 
 ENV_ID = "GlimpseMNIST-v0"
@@ -83,7 +85,8 @@ def test_spaces_and_observation():
     assert obs["time"].tolist() == pytest.approx([1 / T])
     assert obs in env.observation_space
     # The flat glimpse is the core's (k, g, g) glimpse in C order.
-    np.testing.assert_array_equal(obs["glimpse"].reshape(1, 8, 8), env.core.glimpses[0].numpy())
+    glimpse = env.unwrapped.core.glimpses[0].numpy()
+    np.testing.assert_array_equal(obs["glimpse"].reshape(1, 8, 8), glimpse)
 
 
 def test_fixation_actions_move_to_grid_centres():
@@ -114,14 +117,14 @@ def test_label_ends_the_episode_at_once_and_is_scored(n_fixations):
         env.reset(seed=3)
         for _ in range(n_fixations):
             assert not env.step(1)[2]
-        location = env.core.fixations[0].clone()
+        location = env.unwrapped.core.fixations[0].clone()
         obs, reward, terminated, truncated, info = env.step(FIX + answer)
         assert terminated and not truncated and reward == expected
         assert info["label"] == label and info["is_success"] == (expected == 1.0)
         assert info["glimpses"] == n_fixations + 1
-        assert 0 <= info["index"] < env.core.num_images
+        assert 0 <= info["index"] < env.unwrapped.core.num_images
         # The answer does not move the fixation; the terminal observation is in the space.
-        assert torch.equal(env.core.fixations[0], location)
+        assert torch.equal(env.unwrapped.core.fixations[0], location)
         assert obs in env.observation_space
         with pytest.raises(RuntimeError, match="finished"):
             env.step(FIX)
@@ -146,7 +149,7 @@ def test_the_underlying_env_keeps_its_episode_length():
     env.reset(seed=0, options={"index": 5})
     assert not env.step(0)[2] and not env.step(0)[2]
     assert env.step(0)[2]
-    assert env.core.steps.item() == 3
+    assert env.unwrapped.core.steps.item() == 3
     assert env.reset(options={"index": 7})[0]["time"].tolist() == pytest.approx([1 / 3])
     assert env.step(FIX + 2)[4]["index"] == 7
 
@@ -204,3 +207,60 @@ def test_same_seed_same_episodes():
     a, b = play(7), play(7)
     assert repr(a) == repr(b)
     assert repr(a) != repr(play(8))
+
+
+# --- the batched twin: DiscreteGlimpseVectorActions (torch in and out) ------------------------
+
+
+def test_vector_adapter_is_torch_in_and_out_and_matches_the_single_wrapper():
+    vector = make_discrete_vec(ENV_ID, 1, G, autoreset_mode="SAME_STEP")
+    single = make_env()
+    assert vector.single_action_space == single.action_space
+    assert vector.single_observation_space == single.observation_space
+    a, _ = vector.reset(seed=3)
+    b, _ = single.reset(seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(30):
+        assert all(isinstance(value, torch.Tensor) for value in a.values())
+        for key in b:
+            np.testing.assert_array_equal(a[key][0].numpy(), b[key])
+        action = int(rng.integers(FIX + 10))
+        a, reward, terminated, _, info = vector.step(torch.tensor([action]))
+        b, single_reward, single_terminated, _, single_info = single.step(action)
+        assert (reward.item(), terminated.item()) == (single_reward, single_terminated)
+        if single_terminated:
+            final = info["final_info"]
+            for key in ("label", "index", "glimpses", "is_success"):
+                assert final[key][0].item() == single_info[key]
+            for key, value in info["final_obs"].items():
+                np.testing.assert_array_equal(value[0].numpy(), b[key])
+            assert info["final_obs"]["time"].tolist() == [[1.0]]
+            b, _ = single.reset()  # the vector env reset itself in the same step
+
+
+def test_vector_adapter_next_step_mode_and_the_cap():
+    envs = make_discrete_vec(ENV_ID, 3, G)  # NEXT_STEP
+    envs.reset(seed=0)
+    truth = envs.unwrapped.core.targets.clone()
+    obs, reward, terminated, _, info = envs.step(torch.tensor([FIX + int(truth[0]), 2, FIX + 9]))
+    assert terminated.tolist() == [True, False, True] and info["_is_success"].tolist() == [
+        True, False, True]  # fmt: skip
+    assert info["is_success"][0] and reward[0] == 1.0
+    assert obs["time"][:, 0].tolist() == pytest.approx([1.0, 2 / T, 1.0])
+    obs, reward, terminated, _, _ = envs.step(torch.tensor([0, 0, 0]))  # rows 0, 2 restart
+    assert not terminated.any() and obs["time"][:, 0].tolist() == pytest.approx(
+        [1 / T, 3 / T, 1 / T])  # fmt: skip
+    for _ in range(T - 2):
+        obs, reward, terminated, _, info = envs.step(torch.tensor([5, 5, 5]))
+    assert terminated.tolist() == [False, True, False]  # row 1 hit the cap with a fixation
+    assert reward[1] == 0.0 and not info["is_success"][1] and info["glimpses"][1] == T
+    with pytest.raises(ValueError, match="discrete actions"):
+        envs.step(torch.tensor([0, 0, FIX + 10]))
+
+
+def test_vector_adapter_needs_a_glimpse_vector_env_and_a_reset():
+    with pytest.raises(TypeError, match="GlimpseVectorEnv"):
+        DiscreteGlimpseVectorActions(gym.make_vec("CartPole-v1", 2))
+    envs = make_discrete_vec(ENV_ID, 2, G)
+    with pytest.raises(RuntimeError, match="reset"):
+        envs.step(torch.zeros(2, dtype=torch.long))

@@ -38,11 +38,12 @@ from agents.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from agents.figures import episode_figures
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import compile_step, evaluate, train_epoch
 from ram_env.core import GlimpseConfig, resolve_device
 from ram_env.datasets import PIXEL_STATS, holdout_split
-from ram_env.render import episode_figures, save_figures
+from ram_env.render import save_figures
 from ram_env.vector import GlimpseVectorEnv
 
 #: Settings that may change when a run is resumed; any other difference is an error.

@@ -69,6 +69,8 @@ class Rollout:
         reward: ``[B]`` 1.0 for a right answer, else 0.0 (from the env).
         targets: ``[B]`` true classes (from the env's final ``info["label"]``).
         fixations: ``[B, T, 2]`` every fixation the glimpses were taken at.
+        glimpses: ``[B, T, k, g, g]`` every glimpse, with ``rollout(keep_glimpses=True)``
+            (pictures), else ``None``.
     """
 
     log_probs: torch.Tensor
@@ -77,6 +79,7 @@ class Rollout:
     reward: torch.Tensor
     targets: torch.Tensor
     fixations: torch.Tensor
+    glimpses: torch.Tensor | None = None
 
 
 def rollout(
@@ -86,6 +89,7 @@ def rollout(
     std: float,
     noise: torch.Generator | torch.Tensor | None,
     samples: torch.Tensor | int = 0,
+    keep_glimpses: bool = False,
 ) -> Rollout:
     """Play one episode in every sub-env of ``env`` on images ``indices`` (int64 ``[B]``).
 
@@ -99,15 +103,18 @@ def rollout(
             the batch layout), or ``None`` for the mean policy ``mu_t``.
         samples: int or int64 ``[B]``, each episode's sample number (the env's ``"samples"``
             reset option: it keys the start fixation on fixed canvases).
+        keep_glimpses: also return every glimpse (``Rollout.glimpses``), for pictures.
     """
     batch, device = env.num_envs, env.device
     torch.compiler.cudagraph_mark_step_begin()  # earlier episodes' CUDA-graph outputs are free
     obs, _ = env.reset(options={"indices": indices, "samples": samples})
     state = model.initial_state(batch, device)
     no_answer = torch.zeros(batch, dtype=torch.int64, device=device)
-    log_pi, baselines, fixations = [], [], []
+    log_pi, baselines, fixations, glimpses = [], [], [], []
     for t in range(env.config.n_glimpses):
         fixations.append(obs["location"])
+        if keep_glimpses:
+            glimpses.append(obs["glimpse"])
         state = model.step(obs["glimpse"], obs["location"], state)
         if t == env.config.n_glimpses - 1:
             break
@@ -133,6 +140,7 @@ def rollout(
         reward=reward,
         targets=info["label"],
         fixations=torch.stack(fixations, dim=1),
+        glimpses=torch.stack(glimpses, dim=1) if keep_glimpses else None,
     )
 
 

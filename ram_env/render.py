@@ -16,20 +16,16 @@ Pure functions:
   column per glimpse, one row per scale (the README's "glimpses" figure, one episode).
 * ``tile(frames, columns)``: a grid of pictures.
 
-Episodes and files:
+Episodes and files (still no agent: playing one is ``agents.figures``'s job, which also has
+the command line ``python -m agents.figures``):
 
-* ``play_episodes(actor_factory, env_id, env_kwargs, ...)`` plays a batch on the vector env and
-  keeps everything a picture needs (``Episodes``); an *actor factory* ``(num_envs, device) ->
-  actor`` makes a fresh actor per batch, and an actor maps each observation (torch tensors of
-  the vector env) to an action. ``random_actor`` and ``ram_actor`` are the two built in;
-  ``actor_for(model, seed)`` picks one for a model. Another kind of agent (e.g. a
-  Stable-Baselines3 model) needs one more small factory and one more branch in ``actor_for``.
-* ``episode_figures(model, env_id, env_kwargs, device, seed)`` -> ``{"bbox", "glimpses", "gif"}``
-  (arrays, and a list of arrays for the GIF): what a trainer calls every few epochs (e.g. for
-  TensorBoard); ``save_figures(figures, prefix)`` writes ``PREFIX_bbox.png``,
-  ``PREFIX_glimpses.png`` and ``PREFIX.gif``.
-* ``python -m ram_env.render --env ID [--checkpoint PATH] [--seed S] [--split test] --out
-  PREFIX`` does both, for a random policy or for a trained RAM agent (its mean policy).
+* ``Episodes``: a batch of finished episodes as numpy arrays, everything a picture needs;
+  ``figures_of(episodes)`` -> ``{"bbox", "glimpses", "gif"}`` (arrays, and a list of arrays
+  for the GIF).
+* ``save_figures(figures, prefix)`` writes ``PREFIX_bbox.png``, ``PREFIX_glimpses.png`` and
+  ``PREFIX.gif`` (``write_png``, ``write_gif``).
+* ``vector_frames(env)``/``vector_frame(env)``: the current frames of a vector env's sub-envs,
+  from its public state, and their grid.
 
 Render modes: the envs offer ``render_mode="rgb_array"`` only. ``"human"`` (a window) is not
 offered: it would need a GUI toolkit such as pygame, a heavy dependency for a task whose
@@ -40,23 +36,20 @@ installed) turns the ``rgb_array`` frames into a window, and ``gymnasium.wrapper
 
 from __future__ import annotations
 
-import argparse
 import colorsys
 import functools
 import math
 import os
 import pathlib
-import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import gymnasium as gym
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
-from ram_env.core import NUM_CLASSES, GlimpseConfig
+from ram_env.core import GlimpseConfig
 from ram_env.sensor import glimpse as sense
 from ram_env.sensor import square_origin
 
@@ -64,17 +57,11 @@ __all__ = [
     "PATH_COLOUR",
     "SCALE_COLOURS",
     "Episodes",
-    "actor_for",
     "draw_fixations",
     "draw_frame",
     "draw_glimpses",
     "enlargement",
-    "episode_figures",
     "figures_of",
-    "main",
-    "play_episodes",
-    "ram_actor",
-    "random_actor",
     "save_figures",
     "tile",
     "vector_frame",
@@ -455,65 +442,6 @@ def vector_frame(env: Any, max_episodes: int = 9, columns: int = 3) -> np.ndarra
 # --------------------------------------------------------------------------- episodes
 
 
-Actor = Callable[[Mapping[str, torch.Tensor]], dict[str, torch.Tensor]]
-ActorFactory = Callable[[int, torch.device], Actor]
-
-
-def random_actor(seed: int = 0) -> ActorFactory:
-    """Uniform random fixations in ``[-1, 1]^2`` and uniform random labels, seeded."""
-
-    def factory(num_envs: int, device: torch.device) -> Actor:
-        # A stream of its own: a generator seeded with ``seed`` itself would repeat the env's
-        # start fixations (the env is reset with the same seed).
-        stream = int(np.random.SeedSequence([seed, 0x5EED]).generate_state(1, np.uint64)[0])
-        generator = torch.Generator(device=device).manual_seed(stream)
-
-        def act(observation: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            location = torch.rand(num_envs, 2, generator=generator, device=device) * 2 - 1
-            label = torch.randint(NUM_CLASSES, (num_envs,), generator=generator, device=device)
-            return {"location": location, "label": label}
-
-        return act
-
-    return factory
-
-
-def ram_actor(model: Any) -> ActorFactory:
-    """A RAM agent (``agents.ram.RAM``) following its mean policy ``mu_t``, as
-    ``agents.reinforce.rollout(..., noise=None)`` does; every action carries its current
-    guess of the class, which the env reads at the last step."""
-
-    def factory(num_envs: int, device: torch.device) -> Actor:
-        state = model.initial_state(num_envs, device)
-
-        def act(observation: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-            nonlocal state
-            state = model.step(observation["glimpse"], observation["location"], state)
-            return {
-                "location": model.location_mean(state[0]),
-                "label": model.classify(state[0]).argmax(dim=-1),
-            }
-
-        return act
-
-    return factory
-
-
-def actor_for(model: Any, seed: int = 0) -> ActorFactory:
-    """The actor factory of ``model``: ``None`` -> ``random_actor``, a RAM -> ``ram_actor``.
-
-    A new kind of agent (e.g. an SB3 model) plugs in with one more factory and one branch here.
-    """
-    if model is None:
-        return random_actor(seed)
-    if all(hasattr(model, name) for name in ("initial_state", "step", "location_mean", "classify")):
-        return ram_actor(model)
-    raise TypeError(
-        f"cannot draw episodes of a {type(model).__name__}: supported are None (a random "
-        "policy) and the RAM agent (agents.ram.RAM)"
-    )
-
-
 @dataclass
 class Episodes:
     """A batch of finished episodes (numpy), everything a picture needs.
@@ -535,63 +463,6 @@ class Episodes:
     truths: np.ndarray
     indices: np.ndarray
     config: GlimpseConfig
-
-
-@torch.no_grad()
-def play_episodes(
-    actor_factory: ActorFactory,
-    env_id: str,
-    env_kwargs: Mapping[str, Any] | None = None,
-    num_episodes: int = 9,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-) -> Episodes:
-    """Play ``num_episodes`` episodes of ``env_id`` on the vector env, on images chosen by ``seed``.
-
-    The images are a seeded random choice of the split, so the same ``seed`` shows the same
-    images (and, on the test split, the same canvases) every time. Only private generators are
-    used: the global torch and numpy random states are left alone.
-    """
-    kwargs = dict(env_kwargs or {})
-    for key in ("device", "num_envs", "render_mode"):
-        kwargs.pop(key, None)
-    device = torch.device(device)
-    env = gym.make_vec(
-        env_id,
-        num_envs=num_episodes,
-        vectorization_mode="vector_entry_point",
-        device=device,
-        **kwargs,
-    )
-    try:
-        core = env.unwrapped.core
-        choice = torch.Generator().manual_seed(seed)
-        if num_episodes <= core.num_images:
-            indices = torch.randperm(core.num_images, generator=choice)[:num_episodes]
-        else:
-            indices = torch.randint(core.num_images, (num_episodes,), generator=choice)
-        observation, _ = env.reset(seed=seed, options={"indices": indices.to(device)})
-        canvases = core.canvases.cpu().numpy().copy()
-        act = actor_factory(num_episodes, device)
-        fixations, glimpses = [], []
-        info: dict[str, Any] = {}
-        action: dict[str, torch.Tensor] = {}
-        for _ in range(core.config.n_glimpses):
-            fixations.append(observation["location"].cpu().numpy().copy())
-            glimpses.append(observation["glimpse"].cpu().numpy().copy())
-            action = act(observation)
-            observation, _, _, _, info = env.step(action)
-        return Episodes(
-            canvases=canvases,
-            fixations=np.stack(fixations, axis=1),
-            glimpses=np.stack(glimpses, axis=1),
-            answers=action["label"].cpu().numpy().astype(np.int64),
-            truths=info["label"].cpu().numpy().astype(np.int64),
-            indices=indices.numpy().astype(np.int64),
-            config=core.config,
-        )
-    finally:
-        env.close()
 
 
 def figures_of(episodes: Episodes, columns: int = 3) -> dict[str, Any]:
@@ -632,37 +503,6 @@ def figures_of(episodes: Episodes, columns: int = 3) -> dict[str, Any]:
         ]
         gif.append(tile(frames, columns))
     return {"bbox": bbox, "glimpses": glimpses, "gif": gif}
-
-
-def episode_figures(
-    model: Any,
-    env_id: str,
-    env_kwargs: Mapping[str, Any] | None = None,
-    device: str | torch.device = "cpu",
-    seed: int = 0,
-    *,
-    num_episodes: int = 9,
-    split: str | None = "test",
-) -> dict[str, Any]:
-    """The three figures of ``num_episodes`` episodes of ``model`` (``None``: a random policy).
-
-    ``split`` overrides ``env_kwargs["split"]`` (``None`` keeps it); the default, the fixed
-    test canvases, shows the same pictures at every call with the same ``seed``, so calls
-    every few epochs show the policy change. A model's train/eval mode is restored afterwards.
-    Returns ``figures_of``'s dict.
-    """
-    kwargs = dict(env_kwargs or {})
-    if split is not None:
-        kwargs["split"] = split
-    training = getattr(model, "training", None)
-    if training is not None:
-        model.eval()
-    try:
-        episodes = play_episodes(actor_for(model, seed), env_id, kwargs, num_episodes, device, seed)
-    finally:
-        if training is not None:
-            model.train(training)
-    return figures_of(episodes)
 
 
 # --------------------------------------------------------------------------- files
@@ -724,65 +564,3 @@ def save_figures(figures: Mapping[str, Any], prefix: str | os.PathLike[str]) -> 
         write_png(figures["glimpses"], f"{prefix}_glimpses.png"),
         write_gif(figures["gif"], f"{prefix}.gif"),
     ]
-
-
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m ram_env.render",
-        description="Draw where an agent looks: PREFIX_bbox.png (every fixation's fovea box), "
-        "PREFIX_glimpses.png (every glimpse) and PREFIX.gif (the episodes step by step), for "
-        "a random policy or a trained RAM agent (--checkpoint; its mean policy).",
-    )
-    parser.add_argument("--env", help="env id, e.g. GlimpseMNIST-v0 (default: the checkpoint's)")
-    parser.add_argument("--checkpoint", help="a RAM checkpoint written by train_reinforce.py")
-    parser.add_argument("--seed", type=int, default=0, help="chooses the images (default 0)")
-    parser.add_argument("--split", choices=("train", "test"), default="test")
-    parser.add_argument("--episodes", type=int, default=9, help="episodes drawn (default 9)")
-    parser.add_argument("--columns", type=int, default=3, help="pictures per row (default 3)")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument(
-        "--out", required=True, help="file prefix of the three pictures (or the GIF's name)"
-    )
-    return parser
-
-
-def _bare_id(env_id: str) -> str:
-    return env_id.split(":", 1)[-1]
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """The command line; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    if args.episodes < 1:
-        parser.error("--episodes must be at least 1")
-    model, env_id, env_kwargs = None, args.env, {}
-    if args.checkpoint is not None:
-        from agents.checkpoint import CheckpointError, load_agent  # agents build on ram_env
-
-        try:
-            model, payload = load_agent(args.checkpoint, args.device)
-            config = payload["config"]
-        except CheckpointError as error:
-            parser.error(str(error))
-        env_kwargs = dict(config.get("env_kwargs") or {})
-        if env_id is not None and _bare_id(env_id) != _bare_id(config["env"]):
-            parser.error(
-                f"--env {env_id} differs from the checkpoint's env {config['env']}; "
-                "leave --env out to use the checkpoint's"
-            )
-        env_id = config["env"]
-    if env_id is None:
-        parser.error("--env is required without --checkpoint")
-    kwargs = {**env_kwargs, "split": args.split}
-    episodes = play_episodes(
-        actor_for(model, args.seed), env_id, kwargs, args.episodes, args.device, args.seed
-    )
-    paths = save_figures(figures_of(episodes, args.columns), args.out)
-    right = int((episodes.answers == episodes.truths).sum())
-    print(f"{right}/{len(episodes.answers)} right; wrote " + ", ".join(map(str, paths)))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

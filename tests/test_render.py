@@ -13,6 +13,7 @@ from gymnasium.utils.env_checker import check_env
 from PIL import Image
 
 import ram_env
+from agents import figures
 from ram_env import render
 from ram_env.core import GlimpseConfig
 
@@ -176,27 +177,27 @@ def test_vector_render_gives_every_sub_envs_frame_and_a_grid_helper(num_envs, ce
 
 
 def test_figures_and_gif_frame_count(tmp_path):
-    episodes = render.play_episodes(
-        render.random_actor(0), "GlimpseTranslatedMNIST-v0", {"n_glimpses": 3}, 4, "cpu", seed=1
+    episodes = figures.play_episodes(
+        None, "GlimpseTranslatedMNIST-v0", {"n_glimpses": 3}, 4, "cpu", seed=1
     )
     assert episodes.fixations.shape == (4, 3, 2)
     assert episodes.glimpses.shape == (4, 3, 3, 12, 12)
     assert not np.allclose(episodes.fixations[:, 0], episodes.fixations[:, 1])
-    figures = render.figures_of(episodes, columns=2)
-    assert len(figures["gif"]) == 3 + 1
-    paths = render.save_figures(figures, tmp_path / "sub" / "run")
+    drawn = render.figures_of(episodes, columns=2)
+    assert len(drawn["gif"]) == 3 + 1
+    paths = render.save_figures(drawn, tmp_path / "sub" / "run")
     assert [path.name for path in paths] == ["run_bbox.png", "run_glimpses.png", "run.gif"]
     with Image.open(paths[2]) as gif:
         assert gif.n_frames == 3 + 1
-        assert gif.size == figures["gif"][0].shape[1::-1]
+        assert gif.size == drawn["gif"][0].shape[1::-1]
     for name, path in zip(("bbox", "glimpses"), paths[:2], strict=True):
         with Image.open(path) as png:
-            np.testing.assert_array_equal(np.asarray(png.convert("RGB")), figures[name])
+            np.testing.assert_array_equal(np.asarray(png.convert("RGB")), drawn[name])
 
 
 def test_same_seed_same_pictures():
-    first = render.episode_figures(None, "GlimpseMNIST-v0", {"n_glimpses": 2}, seed=5)
-    second = render.episode_figures(None, "GlimpseMNIST-v0", {"n_glimpses": 2}, seed=5)
+    first = figures.episode_figures(None, "GlimpseMNIST-v0", {"n_glimpses": 2}, seed=5)
+    second = figures.episode_figures(None, "GlimpseMNIST-v0", {"n_glimpses": 2}, seed=5)
     np.testing.assert_array_equal(first["bbox"], second["bbox"])
     assert set(first) == {"bbox", "glimpses", "gif"}
 
@@ -209,31 +210,39 @@ def small_ram(glimpse_shape=(1, 8, 8)):
     return RAM(RAMConfig(glimpse_shape=glimpse_shape, core_size=32, policy_hidden=16, **sizes))
 
 
-def test_ram_actor_follows_the_mean_policy_as_rollout_does():
+def test_a_ram_agent_is_drawn_with_its_mean_policy_as_rollout_plays_it():
     from agents.reinforce import rollout
 
     model = small_ram().train()
-    kwargs = {"n_glimpses": 4, "start": "center", "split": "test"}
-    episodes = render.play_episodes(render.actor_for(model), "GlimpseMNIST-v0", kwargs, 5)
+    kwargs = {"n_glimpses": 4, "split": "test"}
+    episodes = figures.play_episodes(model, "GlimpseMNIST-v0", kwargs, 5)
     env = ram_env.GlimpseVectorEnv(num_envs=5, **{**ram_env.TASKS["GlimpseMNIST-v0"], **kwargs})
+    env.reset(seed=0)
     with torch.no_grad():
         played = rollout(model, env, torch.from_numpy(episodes.indices), 0.1, noise=None)
     np.testing.assert_allclose(episodes.fixations, played.fixations.numpy(), atol=1e-6)
+    np.testing.assert_array_equal(episodes.canvases, env.canvases.numpy())
     np.testing.assert_array_equal(episodes.answers, played.log_probs.argmax(-1).numpy())
     np.testing.assert_array_equal(episodes.truths, played.targets.numpy())
-    figures = render.episode_figures(model, "GlimpseMNIST-v0", kwargs, "cpu", seed=0)
+    drawn = figures.episode_figures(model, "GlimpseMNIST-v0", kwargs, "cpu", seed=0)
     assert model.training  # the trainer's mode is restored
-    assert len(figures["gif"]) == 4 + 1
+    assert len(drawn["gif"]) == 4 + 1
 
 
-def test_unknown_model_is_refused():
-    with pytest.raises(TypeError, match="RAM"):
-        render.actor_for(object())
+def test_the_drawing_module_imports_nothing_from_the_agents():
+    import subprocess
+    import sys
+
+    code = "import sys, ram_env.render; print([m for m in sys.modules if m.startswith('agents')])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+    with pytest.raises(ValueError, match="num_episodes"):
+        figures.play_episodes(None, "GlimpseMNIST-v0", {}, 0)
 
 
 def test_command_with_random_policy(tmp_path, capsys):
     prefix = tmp_path / "random"
-    status = render.main(
+    status = figures.main(
         ["--env", "GlimpseMNIST-v0", "--seed", "2", "--episodes", "4", "--out", str(prefix)]
     )
     assert status == 0
@@ -260,16 +269,16 @@ def test_command_with_a_checkpoint(tmp_path):
     path = tmp_path / "ram.pt"
     save_checkpoint({"model": model.state_dict(), "config": config, "epoch": 1}, path)
     prefix = tmp_path / "trained"
-    assert render.main(["--checkpoint", str(path), "--episodes", "2", "--out", str(prefix)]) == 0
+    assert figures.main(["--checkpoint", str(path), "--episodes", "2", "--out", str(prefix)]) == 0
     with Image.open(f"{prefix}.gif") as gif:
         assert gif.n_frames == 2 + 1
     with pytest.raises(SystemExit):
-        render.main(["--checkpoint", str(path), "--env", "GlimpseClutteredMNIST-v0", "--out", "x"])
+        figures.main(["--checkpoint", str(path), "--env", "GlimpseClutteredMNIST-v0", "--out", "x"])
     with pytest.raises(SystemExit):
-        render.main(["--out", str(prefix)])  # neither --env nor --checkpoint
+        figures.main(["--out", str(prefix)])  # neither --env nor --checkpoint
 
 
 def test_out_naming_the_gif_writes_that_gif(tmp_path):
     argv = ["--env", "GlimpseMNIST-v0", "--episodes", "2", "--out", str(tmp_path / "x.gif")]
-    assert render.main(argv) == 0
+    assert figures.main(argv) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.gif", "x_bbox.png", "x_glimpses.png"]

@@ -1,0 +1,196 @@
+"""Pictures of an agent's episodes: play a RAM checkpoint (or a random policy) and draw it.
+
+The drawing is ``ram_env.render``'s (pure functions of arrays, no agent in it); this module
+plays the episodes: a RAM agent through ``agents.reinforce.rollout`` with its mean policy
+(``noise=None``), exactly as it is scored, and a random policy with uniform fixations and labels.
+
+* ``play_episodes(model, env_id, env_kwargs, num_episodes, device, seed)`` -> ``Episodes``.
+* ``episode_figures(model, env_id, env_kwargs, device, seed)`` -> ``{"bbox", "glimpses",
+  "gif"}`` (what ``train_reinforce.py`` writes every ``--plot-every`` epochs).
+* ``python -m agents.figures --env ID [--checkpoint PATH] [--seed S] [--split test] --out
+  PREFIX`` writes ``PREFIX_bbox.png``, ``PREFIX_glimpses.png`` and ``PREFIX.gif``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+from agents.checkpoint import CheckpointError, load_agent
+from agents.ram import RAM
+from agents.reinforce import rollout
+from ram_env.core import NUM_CLASSES
+from ram_env.render import Episodes, figures_of, save_figures
+
+__all__ = ["episode_figures", "main", "play_episodes"]
+
+
+@torch.no_grad()
+def play_episodes(
+    model: RAM | None,
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None = None,
+    num_episodes: int = 9,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> Episodes:
+    """Play ``num_episodes`` episodes of ``env_id`` on images chosen by ``seed``.
+
+    ``model``: a RAM agent, played with its mean policy by ``agents.reinforce.rollout``, or
+    ``None`` for a random policy (uniform fixations in ``[-1, 1]^2`` and labels). The images are
+    a seeded random choice of the split and the env is reset with ``seed``, so the same ``seed``
+    shows the same images (and, on fixed canvases, the same canvases and first glimpses) every
+    time. Only private generators are used: the global random states are left alone.
+
+    Raises:
+        ValueError: ``num_episodes`` is below 1.
+    """
+    if num_episodes < 1:
+        raise ValueError(f"num_episodes must be at least 1, got {num_episodes}")
+    kwargs = {k: v for k, v in (env_kwargs or {}).items() if k not in ("device", "render_mode")}
+    device = torch.device(device)
+    env = gym.make_vec(
+        env_id, num_envs=num_episodes, vectorization_mode="vector_entry_point", device=device,
+        **kwargs,
+    )  # fmt: skip
+    base = env.unwrapped
+    try:
+        choice = torch.Generator().manual_seed(seed)
+        if num_episodes <= base.num_images:
+            indices = torch.randperm(base.num_images, generator=choice)[:num_episodes]
+        else:
+            indices = torch.randint(base.num_images, (num_episodes,), generator=choice)
+        indices = indices.to(device)
+        env.reset(seed=seed)  # keys the start fixations of fixed canvases
+        if model is None:
+            fixations, glimpses, answers, truths = _random_episodes(base, indices, seed)
+        else:
+            played = rollout(model, base, indices, 1.0, noise=None, keep_glimpses=True)
+            fixations, glimpses = played.fixations, played.glimpses
+            answers, truths = played.log_probs.argmax(dim=-1), played.targets
+        return Episodes(
+            canvases=base.canvases.cpu().numpy().copy(),
+            fixations=fixations.cpu().numpy(),
+            glimpses=glimpses.cpu().numpy(),
+            answers=answers.cpu().numpy().astype(np.int64),
+            truths=truths.cpu().numpy().astype(np.int64),
+            indices=indices.cpu().numpy().astype(np.int64),
+            config=base.config,
+        )
+    finally:
+        env.close()
+
+
+def _random_episodes(
+    env: Any, indices: torch.Tensor, seed: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A uniform random policy's episodes: fixations, glimpses, answers and true classes."""
+    # A stream of its own: a generator seeded with ``seed`` itself would repeat the env's.
+    stream = int(np.random.SeedSequence([seed, 0x5EED]).generate_state(1, np.uint64)[0])
+    generator = torch.Generator(device=env.device).manual_seed(stream)
+    batch, device = env.num_envs, env.device
+    obs, _ = env.reset(options={"indices": indices})
+    fixations, glimpses = [], []
+    for _ in range(env.config.n_glimpses):
+        fixations.append(obs["location"])
+        glimpses.append(obs["glimpse"])
+        label = torch.randint(NUM_CLASSES, (batch,), generator=generator, device=device)
+        location = torch.rand(batch, 2, generator=generator, device=device) * 2 - 1
+        obs, _, _, _, info = env.step({"location": location, "label": label})
+    return torch.stack(fixations, 1), torch.stack(glimpses, 1), label, info["label"]
+
+
+def episode_figures(
+    model: RAM | None,
+    env_id: str,
+    env_kwargs: Mapping[str, Any] | None = None,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+    *,
+    num_episodes: int = 9,
+    split: str | None = "test",
+) -> dict[str, Any]:
+    """The three figures (``ram_env.render.figures_of``) of ``num_episodes`` episodes of
+    ``model`` (``None``: a random policy).
+
+    ``split`` overrides ``env_kwargs["split"]`` (``None`` keeps it); the default, the fixed
+    test canvases, shows the same pictures at every call with the same ``seed``, so calls
+    every few epochs show the policy change. A model's train/eval mode is restored afterwards.
+    """
+    kwargs = dict(env_kwargs or {})
+    if split is not None:
+        kwargs["split"] = split
+    training = None if model is None else model.training
+    if model is not None:
+        model.eval()
+    try:
+        episodes = play_episodes(model, env_id, kwargs, num_episodes, device, seed)
+    finally:
+        if model is not None:
+            model.train(training)
+    return figures_of(episodes)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m agents.figures",
+        description="Draw where an agent looks: PREFIX_bbox.png (every fixation's fovea box), "
+        "PREFIX_glimpses.png (every glimpse) and PREFIX.gif (the episodes step by step), for "
+        "a random policy or a trained RAM agent (--checkpoint; its mean policy).",
+    )
+    parser.add_argument("--env", help="env id, e.g. GlimpseMNIST-v0 (default: the checkpoint's)")
+    parser.add_argument("--checkpoint", help="a RAM checkpoint written by train_reinforce.py")
+    parser.add_argument("--seed", type=int, default=0, help="chooses the images (default 0)")
+    parser.add_argument("--split", choices=("train", "test"), default="test")
+    parser.add_argument("--episodes", type=int, default=9, help="episodes drawn (default 9)")
+    parser.add_argument("--columns", type=int, default=3, help="pictures per row (default 3)")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument(
+        "--out", required=True, help="file prefix of the three pictures (or the GIF's name)"
+    )
+    return parser
+
+
+def _bare_id(env_id: str) -> str:
+    return env_id.split(":", 1)[-1]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if args.episodes < 1:
+        parser.error("--episodes must be at least 1")
+    model, env_id, env_kwargs = None, args.env, {}
+    if args.checkpoint is not None:
+        try:
+            model, payload = load_agent(args.checkpoint, args.device)
+        except CheckpointError as error:
+            parser.error(str(error))
+        config = payload["config"]
+        env_kwargs = dict(config.get("env_kwargs") or {})
+        if env_id is not None and _bare_id(env_id) != _bare_id(config["env"]):
+            parser.error(
+                f"--env {env_id} differs from the checkpoint's env {config['env']}; "
+                "leave --env out to use the checkpoint's"
+            )
+        env_id = config["env"]
+        model.eval()
+    if env_id is None:
+        parser.error("--env is required without --checkpoint")
+    kwargs = {**env_kwargs, "split": args.split}
+    episodes = play_episodes(model, env_id, kwargs, args.episodes, args.device, args.seed)
+    paths = save_figures(figures_of(episodes, args.columns), args.out)
+    right = int((episodes.answers == episodes.truths).sum())
+    print(f"{right}/{len(episodes.answers)} right; wrote " + ", ".join(map(str, paths)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

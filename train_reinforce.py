@@ -14,19 +14,21 @@ the last completed epoch, bit-exactly on the CPU.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import io
 import json
 import pathlib
 import signal
 import sys
+import textwrap
 import time
 import warnings
-from typing import Any
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal
 
 import gymnasium as gym
 import torch
+import tyro
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -41,7 +43,7 @@ from agents.checkpoint import (
 from agents.figures import episode_figures
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import compile_step, evaluate, train_epoch
-from ram_env.core import GlimpseConfig, resolve_device
+from ram_env.core import GlimpseConfig, check_int, resolve_device
 from ram_env.datasets import PIXEL_STATS, holdout_split
 from ram_env.render import save_figures
 from ram_env.vector import GlimpseVectorEnv
@@ -62,166 +64,238 @@ TEST_FLAGS = {
     "test", "checkpoint", "run_name", "ckpt_dir", "M", "eval_batch_size", "seed", "device",
     "threads", "std", "n_glimpses",
 }  # fmt: skip
-#: Where a ``--test`` run finds the checkpoint's value of a model or task flag; every other
-#: flag not in ``TEST_FLAGS`` is under its own name in the saved run settings. A ``--test``
-#: run accepts those flags only with the checkpoint's own values: they cannot change a trained
-#: network, and a silently ignored flag would misreport what was scored.
-CHECKPOINT_FLAGS = {
-    "env": lambda saved: saved["env"],
-    "core": lambda saved: saved["model"]["core"],
-    "patch_size": lambda saved: saved["env_kwargs"]["patch_size"],
-    "n_scales": lambda saved: saved["env_kwargs"].get("n_scales", 1),
-    "scale_factor": lambda saved: saved["env_kwargs"].get("scale_factor", 2),
-    **{
-        name: (lambda saved, name=name: saved["model"][name])
-        for name in (
-            "glimpse_hidden", "location_hidden", "glimpse_features", "core_size", "policy_hidden"
-        )
-    },
-}  # fmt: skip
-#: Integer flags that must be >= 1 when given (the retina flags are ``GlimpseConfig``'s to check).
+#: The settings that are the network's (``RAMConfig`` fields, saved under ``config["model"]``).
+MODEL_FLAGS = (
+    "core", "glimpse_hidden", "location_hidden", "glimpse_features", "core_size", "policy_hidden",
+)  # fmt: skip
+#: The retina flags, which default to the task's own values (``ram_env.TASKS``).
+RETINA = ("n_glimpses", "patch_size", "n_scales", "scale_factor")
+#: The mode flags: how this invocation runs, never a setting of the run.
+MODE_FLAGS = ("resume", "test", "checkpoint")
+
+EnvId = Literal[tuple(sorted(ram_env.TASKS))]  # type: ignore[valid-type]
+
+
+@dataclass
+class Args:
+    """Train, resume or test the built-in RAM agent with hybrid REINFORCE on a Glimpse env.
+
+    python train_reinforce.py                          # GlimpseMNIST-v0, the paper's setting
+    python train_reinforce.py --resume                 # continue the run from its last checkpoint
+    python train_reinforce.py --test                   # score the run's best checkpoint on test
+    python train_reinforce.py --env GlimpseClutteredMNIST-v0 --epochs 200
+
+    Defaults: the task's own retina (``ram_env.TASKS``) and recipe (``TASK_RECIPES``, why in
+    docs/recipe.md); with --resume or --test, the saved run's settings (a flag given wins, and
+    is checked: --resume refuses settings that would change the run, --test applies --std and
+    --n-glimpses and refuses the others).
+    """
+
+    env: EnvId = "GlimpseMNIST-v0"
+    """the task (a registered Glimpse id)"""
+    n_glimpses: int = 6
+    """glimpses per episode (num_glimpses; default: the task's)"""
+    patch_size: int = 8
+    """retina patch side g in pixels (default: the task's)"""
+    n_scales: int = 1
+    """retina scales k (num_patches; default: the task's)"""
+    scale_factor: int = 2
+    """patch growth per scale s (glimpse_scale; default: the task's)"""
+    glimpse_hidden: int = RAMConfig.glimpse_hidden
+    """'what' hidden size of the glimpse network"""
+    location_hidden: int = RAMConfig.location_hidden
+    """'where' hidden size of the glimpse network"""
+    glimpse_features: int = RAMConfig.glimpse_features
+    """glimpse vector size"""
+    core_size: int = RAMConfig.core_size
+    """core network state size (hidden_size)"""
+    policy_hidden: int = RAMConfig.policy_hidden
+    """location network hidden size"""
+    core: Literal["rnn", "lstm"] = "rnn"
+    """core network: the paper's ReLU RNN or an LSTM"""
+    std: float = 0.1
+    """location policy standard deviation, a fraction of the half-width (task recipes)"""
+    glimpse_stats: Literal["dataset", "mnist"] = "dataset"
+    """standardise glimpses with the task dataset's pixel statistics or MNIST's"""
+    batch_size: int = 128
+    """images per batch"""
+    samples_per_image: int = 1
+    """episodes per image in a batch (K); K > 1 uses the leave-one-out mean reward of the
+    image's other episodes as REINFORCE baseline"""
+    reinforce_weight: float = 1.0
+    """weight of the REINFORCE term in the hybrid loss"""
+    epochs: int = 100
+    """training epochs (task recipes)"""
+    lr: float = 1e-3
+    """initial Adam learning rate"""
+    lr_schedule: Literal["plateau", "cosine"] = "cosine"
+    """cosine: anneal to lr/100 over --epochs; plateau: lr/10 after --lr-patience epochs
+    without validation gain (the original implementation's, with --lr 3e-4)"""
+    lr_patience: int = 20
+    """plateau epochs before lr/10"""
+    train_patience: int = 50
+    """early stop after this many epochs without validation gain"""
+    valid_size: float = 0.1
+    """validation fraction of the training split, in (0, 1)"""
+    train_subset: int | None = None
+    """use only this many training images (default: all)"""
+    M: int = 10
+    """sampled episodes per image at test"""
+    eval_batch_size: int = 1000
+    """images per evaluation batch"""
+    seed: int = 1
+    """seed of everything (in [0, 2**63))"""
+    device: str = "auto"
+    """auto (CUDA if present), cpu, cuda or cuda:N"""
+    threads: int | None = None
+    """torch CPU threads (default: torch's)"""
+    compile: Literal["auto", "on", "off"] = "auto"
+    """torch.compile the per-glimpse network (CUDA graphs on CUDA); auto: on for CUDA,
+    falling back to eager with a warning if compiling fails"""
+    run_name: str | None = None
+    """default: ram_<env>_<glimpses>x<patch>_<core>"""
+    ckpt_dir: str | None = None
+    """checkpoints and metrics (default: runs/<run name>)"""
+    log_dir: str | None = None
+    """TensorBoard events and figures (default: the checkpoint folder)"""
+    plot_every: int = 10
+    """figures every N epochs (0: never)"""
+    resume: bool = False
+    """continue the run from its last.pt"""
+    test: bool = False
+    """score a checkpoint on the test split"""
+    checkpoint: str | None = None
+    """with --test: a .pt path (default: the run's best.pt)"""
+
+    @classmethod
+    def for_task(cls, env: str) -> Args:
+        """The defaults of task ``env``: its retina and its recipe."""
+        retina = {name: ram_env.TASKS[env][name] for name in RETINA if name in ram_env.TASKS[env]}
+        return cls(env=env, **retina, **TASK_RECIPES.get(env, {}))
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Args:
+        """The settings of a saved run (a checkpoint's ``"config"``), mode flags off."""
+        saved = {**LEGACY_SETTINGS, **config, **{name: None for name in ("checkpoint",)}}
+        saved.update({name: saved["env_kwargs"].get(name, 1 if name == "n_scales" else 2)
+                      for name in RETINA})  # fmt: skip
+        known = {field.name for field in fields(cls)}
+        model = saved.get("model") or {}
+        saved.update({name: model[name] for name in MODEL_FLAGS if name in model})
+        values = {name: saved[name] for name in known if name in saved}
+        return cls(**{**values, "resume": False, "test": False})
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first bad setting."""
+        for name in POSITIVE_INTS:
+            value = getattr(self, name)
+            if value is not None:
+                check_int(f"--{name.replace('_', '-')}", value, low=1)
+        check_int("--plot-every", self.plot_every, low=0)
+        check_int("--seed", self.seed, low=0, high=2**63 - 1)
+        if not (self.lr > 0 and self.std > 0 and self.reinforce_weight >= 0):
+            raise ValueError(
+                f"--lr and --std must be > 0 and --reinforce-weight >= 0, got {self.lr}, "
+                f"{self.std} and {self.reinforce_weight}"
+            )
+        if not 0 < self.valid_size < 1:
+            raise ValueError(
+                "--valid-size must be in (0, 1): validation picks the best checkpoint, "
+                f"got {self.valid_size}"
+            )
+        GlimpseConfig.from_kwargs(task_kwargs(self))
+
+
+#: Integer settings that must be >= 1 (``None``, where allowed, means "the default").
 POSITIVE_INTS = (
     "glimpse_hidden", "location_hidden", "glimpse_features", "core_size", "policy_hidden",
     "batch_size", "samples_per_image", "epochs", "lr_patience", "train_patience", "train_subset",
-    "M",
-    "eval_batch_size", "threads",
+    "M", "eval_batch_size", "threads",
 )  # fmt: skip
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    recipes = "\n".join(
-        f"  {env}: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in recipe.items())
+def _cli(argv: list[str] | None, default: Args) -> Args:
+    recipes = "; ".join(
+        f"{env}: " + ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in recipe.items())
         for env, recipe in TASK_RECIPES.items()
     )
-    parser = argparse.ArgumentParser(
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=f"Task recipes (defaults that --env changes; a flag given wins):\n{recipes}",
+    return tyro.cli(
+        Args,
+        args=argv,
+        default=default,
+        prog="train_reinforce.py",
+        description=f"{textwrap.dedent(Args.__doc__ or '')}\nTask recipes: {recipes}.",
     )
-    task = parser.add_argument_group("task and retina (default: the env id's own settings)")
-    task.add_argument("--env", default="GlimpseMNIST-v0", choices=sorted(ram_env.TASKS))
-    task.add_argument("--n-glimpses", type=int, help="glimpses per episode (num_glimpses)")
-    task.add_argument("--patch-size", type=int, help="retina patch side g in pixels")
-    task.add_argument("--n-scales", type=int, help="retina scales k (num_patches)")
-    task.add_argument("--scale-factor", type=int, help="patch growth per scale s (glimpse_scale)")
-    model = parser.add_argument_group("model")
-    model.add_argument("--glimpse-hidden", type=int, default=128, help="'what' hidden size")
-    model.add_argument("--location-hidden", type=int, default=128, help="'where' hidden size")
-    model.add_argument("--glimpse-features", type=int, default=256, help="glimpse vector size")
-    model.add_argument("--core-size", type=int, default=256, help="core state size (hidden_size)")
-    model.add_argument("--policy-hidden", type=int, default=128, help="location net hidden size")
-    model.add_argument("--core", choices=("rnn", "lstm"), default="rnn")
-    model.add_argument(
-        "--std", type=float, default=0.1, help="location policy std (see the task recipes)"
-    )
-    model.add_argument(
-        "--glimpse-stats",
-        choices=("dataset", "mnist"),
-        default="dataset",
-        help="standardise glimpses with the task dataset's pixel statistics or MNIST's",
-    )
-    train = parser.add_argument_group("training")
-    train.add_argument("--batch-size", type=int, default=128, help="images per batch")
-    train.add_argument(
-        "--samples-per-image",
-        type=int,
-        default=1,
-        help="episodes per image in a batch (K); K > 1 uses the leave-one-out mean reward of "
-        "the image's other episodes as REINFORCE baseline",
-    )
-    train.add_argument("--reinforce-weight", type=float, default=1.0, help="weight of REINFORCE")
-    train.add_argument("--epochs", type=int, default=100, help="(see the task recipes)")
-    train.add_argument("--lr", type=float, default=1e-3, help="initial Adam learning rate")
-    train.add_argument(
-        "--lr-schedule",
-        choices=("plateau", "cosine"),
-        default="cosine",
-        help="cosine: anneal to lr/100 over --epochs; plateau: lr/10 after --lr-patience "
-        "epochs without validation gain (the original implementation's, with --lr 3e-4)",
-    )
-    train.add_argument("--lr-patience", type=int, default=20, help="plateau epochs before lr/10")
-    train.add_argument("--train-patience", type=int, default=50, help="early-stop patience")
-    train.add_argument("--valid-size", type=float, default=0.1, help="validation fraction")
-    train.add_argument("--train-subset", type=int, help="use only this many training images")
-    train.add_argument("--M", type=int, default=10, help="sampled episodes per image at test")
-    train.add_argument("--eval-batch-size", type=int, default=1000, help="images per eval batch")
-    train.add_argument("--seed", type=int, default=1)
-    train.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
-    train.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    train.add_argument(
-        "--compile",
-        choices=("auto", "on", "off"),
-        default="auto",
-        help="torch.compile the per-glimpse network (CUDA graphs on CUDA); auto: on for CUDA, "
-        "falling back to eager with a warning if compiling fails",
-    )
-    io = parser.add_argument_group("run folders")
-    io.add_argument("--run-name", help="default: ram_<env>_<glimpses>x<patch>_<core>")
-    io.add_argument("--ckpt-dir", help="checkpoints and metrics (default runs/<run name>)")
-    io.add_argument("--log-dir", help="TensorBoard and figures (default: the ckpt dir)")
-    io.add_argument("--plot-every", type=int, default=10, help="figures every N epochs (0: off)")
-    mode = parser.add_argument_group("mode")
-    mode.add_argument("--resume", action="store_true", help="continue from last.pt")
-    mode.add_argument("--test", action="store_true", help="score a checkpoint on the test split")
-    mode.add_argument("--checkpoint", help="with --test: a .pt path (default: the run's best.pt)")
-    args = parser.parse_args(argv)
-    args.given = explicit_flags(parser, argv)
-    for name, value in TASK_RECIPES.get(args.env, {}).items():
-        if name not in args.given:
-            setattr(args, name, value)
-    for name in POSITIVE_INTS:
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
-    if args.plot_every < 0:
-        parser.error(f"--plot-every must be >= 0, got {args.plot_every}")
-    if not 0 <= args.seed < 2**63:
-        parser.error(f"--seed must be in [0, 2**63), got {args.seed}")
-    if not (args.lr > 0 and args.std > 0 and args.reinforce_weight >= 0):
-        parser.error(
-            f"--lr and --std must be > 0 and --reinforce-weight >= 0, got {args.lr}, "
-            f"{args.std} and {args.reinforce_weight}"
-        )
+
+
+def parse_args(argv: list[str] | None = None) -> Args:
+    """The settings of this invocation (``tyro`` over ``Args``), checked.
+
+    Defaults come in three layers: ``Args``'s own, then the task's (``Args.for_task``), then,
+    with ``--resume`` or ``--test``, the saved run's (``Args.from_config``): the command line is
+    parsed against each in turn, so a flag given always wins and an absent one means "as the
+    run was". Bad settings exit with status 2 and a message naming them.
+    """
+    args = _cli(argv, Args())
+    args = _cli(argv, Args.for_task(args.env))  # the task decides the run folder's name
+    if args.resume or args.test:
+        saved = saved_config(args)
+        if saved is not None:
+            mode = {name: getattr(args, name) for name in MODE_FLAGS}
+            args = _cli(argv, replace(Args.from_config(saved), **mode))
     try:
-        GlimpseConfig.from_kwargs(task_kwargs(args))
+        args.check()
     except ValueError as error:
-        parser.error(str(error))
-    if not 0 < args.valid_size < 1:
-        parser.error(
-            f"--valid-size must be in (0, 1): validation picks the best checkpoint, "
-            f"got {args.valid_size}"
-        )
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     return args
 
 
-def explicit_flags(parser: argparse.ArgumentParser, argv: list[str] | None) -> set[str]:
-    """The destinations of the flags written on the command line (not left at a default)."""
-    defaults = {action.dest: action.default for action in parser._actions}
+def saved_config(args: Args) -> dict[str, Any] | None:
+    """The settings saved with the run ``args`` names: ``--checkpoint`` (with ``--test``), else
+    the run folder's ``best.pt`` (``--test``) or ``last.pt`` (``--resume``); ``None`` if there
+    is no such file or it cannot be read (the caller then reports the problem)."""
+    folder = pathlib.Path(run_folder(args))
+    path = (
+        pathlib.Path(args.checkpoint)
+        if args.test and args.checkpoint
+        else folder / ("best.pt" if args.test else "last.pt")
+    )
+    if not path.is_file():
+        return None
     try:
-        for action in parser._actions:
-            action.default = argparse.SUPPRESS
-        return set(vars(parser.parse_args(argv))) - {"help"}
-    finally:
-        for action in parser._actions:
-            action.default = defaults[action.dest]
+        with warnings.catch_warnings():  # the real load warns (a checkpoint without a digest)
+            warnings.simplefilter("ignore")
+            return load_checkpoint(path)["config"]
+    except CheckpointError:
+        return None
 
 
-def task_kwargs(args: argparse.Namespace) -> dict[str, Any]:
-    """The task's ``gymnasium.make`` kwargs: the env id's defaults and the retina flags given."""
-    kwargs = dict(ram_env.TASKS[args.env])
-    for name in ("n_glimpses", "patch_size", "n_scales", "scale_factor"):
-        if getattr(args, name) is not None:
-            kwargs[name] = getattr(args, name)
-    return kwargs
+def run_name(args: Args) -> str:
+    """``--run-name``, or ``ram_<env>_<glimpses>x<patch>_<core>``."""
+    return args.run_name or (
+        f"ram_{args.env.removesuffix('-v0')}_{args.n_glimpses}x{args.patch_size}_{args.core}"
+    )
 
 
-def run_config(args: argparse.Namespace) -> dict[str, Any]:
-    """Every setting of the run as plain values (stored in checkpoints)."""
+def run_folder(args: Args) -> str:
+    return args.ckpt_dir or f"runs/{run_name(args)}"
+
+
+def task_kwargs(args: Args) -> dict[str, Any]:
+    """The task's ``gymnasium.make`` kwargs: the env id's, with the retina settings."""
+    return {**ram_env.TASKS[args.env], **{name: getattr(args, name) for name in RETINA}}
+
+
+def run_config(args: Args) -> dict[str, Any]:
+    """Every setting of the run as plain values, stored in checkpoints: ``Args`` without the
+    mode flags, plus what follows from it (``env_kwargs``, the ``RAMConfig`` as ``model``, the
+    run name and folders)."""
     env_kwargs = task_kwargs(args)
     patch = env_kwargs["patch_size"]
     mean, std = PIXEL_STATS[env_kwargs["dataset"] if args.glimpse_stats == "dataset" else "mnist"]
     model = RAMConfig(
-        glimpse_shape=(env_kwargs.get("n_scales", 1), patch, patch),
+        glimpse_shape=(env_kwargs["n_scales"], patch, patch),
         glimpse_hidden=args.glimpse_hidden,
         location_hidden=args.location_hidden,
         glimpse_features=args.glimpse_features,
@@ -231,14 +305,9 @@ def run_config(args: argparse.Namespace) -> dict[str, Any]:
         glimpse_mean=mean,
         glimpse_std=std,
     )
-    name = args.run_name or (
-        f"ram_{args.env.removesuffix('-v0')}_{env_kwargs['n_glimpses']}x{env_kwargs['patch_size']}"
-        f"_{args.core}"
-    )
-    skip = ("test", "checkpoint", "given")
-    config = {key: value for key, value in vars(args).items() if key not in skip}
-    config.update(run_name=name, env_kwargs=env_kwargs, model=model.to_dict())
-    config["ckpt_dir"] = args.ckpt_dir or f"runs/{name}"
+    config = {key: value for key, value in asdict(args).items() if key not in MODE_FLAGS[1:]}
+    config.update(run_name=run_name(args), env_kwargs=env_kwargs, model=model.to_dict())
+    config["ckpt_dir"] = run_folder(args)
     config["log_dir"] = args.log_dir or config["ckpt_dir"]
     return config
 
@@ -281,21 +350,6 @@ def write_metrics(history: list[dict], folder: pathlib.Path) -> None:
         atomic_write(folder / name, lambda file, text=text: file.write(text.encode()))
 
 
-def resumed_config(args: argparse.Namespace, config: dict) -> dict:
-    """``--resume``: the run's saved settings for every flag not given on the command line
-    (``--epochs``, ``--threads`` ... included: a plain ``--resume`` continues the run as it
-    was, and a default that changed since never blocks it); the flags given are then checked
-    against the saved ones by ``check_resumable``."""
-    path = pathlib.Path(config["ckpt_dir"]) / "last.pt"
-    if not path.is_file():
-        return config  # train() names the missing checkpoint
-    saved = {**LEGACY_SETTINGS, **load_checkpoint(path)["config"]}
-    for name, value in saved.items():
-        if name in vars(args) and name not in args.given and name != "resume":
-            setattr(args, name, value)
-    return run_config(args)
-
-
 #: What a run saved before a setting existed trained with (so such runs still resume).
 LEGACY_SETTINGS = {"samples_per_image": 1, "reinforce_weight": 1.0, "glimpse_stats": "mnist"}
 
@@ -310,7 +364,7 @@ def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:
     saved = {**LEGACY_SETTINGS, **saved}
     saved["model"] = RAMConfig.from_dict(saved["model"]).to_dict() if "model" in saved else None
     resumable = RESUMABLE_CHANGES - ({"epochs"} if saved.get("lr_schedule") == "cosine" else set())
-    keys = (set(saved) | set(current)) - resumable
+    keys = (set(saved) | set(current)) - resumable - set(RETINA)  # env_kwargs holds the retina
     differ = sorted(key for key in keys if saved.get(key) != current.get(key))
     if differ:
         details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}" for k in differ)
@@ -333,28 +387,29 @@ def maybe_compile(model: RAM, setting: str, device: torch.device, batch: int) ->
         warnings.warn(f"torch.compile failed, training without it: {error}", stacklevel=2)
 
 
-def test_settings(args: argparse.Namespace, saved: dict, path: pathlib.Path) -> dict[str, Any]:
-    """The checkpoint's run settings with the test flags given applied (``--std``,
-    ``--n-glimpses``); any other flag given with another value than the checkpoint's raises
+def test_settings(args: Args, saved: dict, path: pathlib.Path) -> dict[str, Any]:
+    """The checkpoint's run settings with the test settings of ``args`` applied (``--std``,
+    ``--n-glimpses``); any other setting whose value differs from the checkpoint's raises
     ``CheckpointError`` naming both (it could not change what is scored). After training
-    (no ``--test``) the flags are the run's own and are not checked again."""
-    for name in sorted(args.given - TEST_FLAGS) if args.test else ():
-        trained = CHECKPOINT_FLAGS.get(name, lambda saved, name=name: saved.get(name))(saved)
-        if getattr(args, name) != trained:
-            flag = "--" + name.replace("_", "-")
-            raise CheckpointError(
-                f"{flag} {getattr(args, name)!r} cannot apply to --test of {path}: it was "
-                f"trained with {flag} {trained!r} (drop the flag, or test another checkpoint)"
-            )
+    (no ``--test``) the settings are the run's own and are not checked again."""
+    if args.test:
+        trained = Args.from_config(saved)
+        for name in sorted({field.name for field in fields(Args)} - TEST_FLAGS - set(MODE_FLAGS)):
+            if getattr(args, name) != getattr(trained, name):
+                flag = "--" + name.replace("_", "-")
+                raise CheckpointError(
+                    f"{flag} {getattr(args, name)!r} cannot apply to --test of {path}: it was "
+                    f"trained with {flag} {getattr(trained, name)!r} (drop the flag, or test "
+                    "another checkpoint)"
+                )
     settings = {**saved, "env_kwargs": dict(saved["env_kwargs"])}
-    if args.test and "std" in args.given:
+    if args.test:
         settings["std"] = args.std
-    if args.test and "n_glimpses" in args.given:
         settings["env_kwargs"]["n_glimpses"] = args.n_glimpses
     return settings
 
 
-def test(args: argparse.Namespace, config: dict, device: torch.device) -> dict[str, float]:
+def test(args: Args, config: dict, device: torch.device) -> dict[str, float]:
     """Test error (%) of a checkpoint over the whole test split, each image exactly once:
     sampled policy with M=1 and M=--M (probabilities averaged), and the mean policy.
 
@@ -565,8 +620,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config = run_config(args)
     try:
-        if args.resume:
-            config = resumed_config(args, config)
         if args.test:
             test(args, config, device)
             return 0

@@ -27,127 +27,190 @@ checkpoint unless given on the command line.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import io
 import json
 import os
 import pathlib
 import sys
+import textwrap
 import time
 import zipfile
 from collections.abc import Sequence
-from typing import Any
+from dataclasses import dataclass, field, fields, replace
+from typing import Annotated, Any, Literal
 
 import torch
+import tyro
+
+import ram_env
 
 #: Settings that define a run (its task, model and validation images), saved in ``run.json``.
-#: A resume takes them from there; an explicit flag with another value is a ``SettingsError``.
+#: A resume takes them from there; a flag with another value is a ``SettingsError``.
 RUN_KEYS = ("algo", "env", "env_kwargs", "grid", "val_fraction", "val_size")
-DEFAULTS: dict[str, Any] = {
-    "algo": "recurrent-ppo",
-    "env": "GlimpseMNIST-v0",
-    "env_kwargs": {},
-    "grid": 4,
-    "val_fraction": 0.1,
-    "val_size": None,
-    "seed": 0,
-    "n_envs": 16,
-}
 DEFAULT_SAVE_DIR = "ckpt/sb3"
 DEFAULT_N_STEPS = {"recurrent-ppo": 128, "ppo": 128, "a2c": 5}
+
+AlgoName = Literal["a2c", "dqn", "ppo", "recurrent-ppo"]
+EnvId = Literal[tuple(sorted(ram_env.TASKS))]  # type: ignore[valid-type]
 
 
 class SettingsError(ValueError):
     """Command-line settings that contradict the run being resumed (or a missing ``run.json``)."""
 
 
-def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    import ram_env
-    from agents.sb3 import ALGORITHMS
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--env-kwargs must be JSON: {error}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"--env-kwargs must be a JSON object, got {text!r}")
+    return value
 
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--algo", choices=sorted(ALGORITHMS), help="default: recurrent-ppo")
-    parser.add_argument("--env", choices=sorted(ram_env.TASKS), help="default: GlimpseMNIST-v0")
-    parser.add_argument(
-        "--env-kwargs",
-        type=json.loads,
-        default=None,
-        help="extra gymnasium.make arguments as JSON, e.g. '{\"n_glimpses\": 4}'",
-    )
-    parser.add_argument("--grid", type=int, help="side G of the fixation grid (default 4)")
-    parser.add_argument("--timesteps", type=int, default=1_000_000, help="total env steps")
-    parser.add_argument(
-        "--n-envs", type=int, help="parallel episodes (default 16; with --resume: the run's)"
-    )
-    parser.add_argument(
-        "--n-steps", type=int, help="rollout length per env (default 128; a2c: 5; not dqn)"
-    )
-    parser.add_argument(
-        "--batch-size", type=int, help="PPO minibatch (default: a quarter of the rollout)"
-    )
-    parser.add_argument("--learning-rate", type=float, help="default: the algorithm's")
-    parser.add_argument("--device", default="auto", help="model device: auto, cpu, cuda, ...")
-    parser.add_argument("--env-device", help="env device (default: the model's)")
-    parser.add_argument(
-        "--seed", type=int, help="default 0; with --resume: reseed the resumed run with it"
-    )
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument(
-        "--log-dir", default="runs/sb3", help="TensorBoard root ('' to disable; default runs/sb3)"
-    )
-    parser.add_argument("--save-dir", help=f"checkpoint root (default {DEFAULT_SAVE_DIR})")
-    parser.add_argument("--run-name", help="default: <env>-<algo>-s<seed>")
-    parser.add_argument(
-        "--eval-freq", type=int, default=50_000, help="validate every N timesteps (0: at the end)"
-    )
-    parser.add_argument(
-        "--val-fraction", type=float, help="held-out tail of the training images (default 0.1)"
-    )
-    parser.add_argument("--val-size", type=int, help="validate on the first N held-out images")
-    parser.add_argument("--eval-envs", type=int, default=256, help="parallel evaluation episodes")
-    parser.add_argument("--verbose", type=int, default=0, help="SB3 verbosity (0, 1, 2)")
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument(
-        "--resume",
-        metavar="PATH",
-        help="continue training a saved model, with the run's settings from run.json beside it",
-    )
-    mode.add_argument("--test", metavar="PATH", help="score a saved model on the test split")
-    parser.add_argument(
-        "--trust-model",
-        action="store_true",
-        help="load a model zip whose sha256 is not the one recorded in run.json beside it. SB3 "
-        "zips hold pickles, which can run any code when loaded: only for files you trust",
-    )
-    args = parser.parse_args(argv)
-    for name in ("timesteps", "n_envs", "eval_envs", "val_size"):
-        value = getattr(args, name)
-        if value is not None and value < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    if args.eval_freq < 0:
-        parser.error(f"--eval-freq must be >= 0, got {args.eval_freq}")
-    if args.grid is not None:
+
+#: A ``dict`` flag written as one JSON object (``--env-kwargs '{"n_glimpses": 4}'``).
+JSON_OBJECT = tyro.constructors.PrimitiveConstructorSpec(
+    nargs=1,
+    metavar="JSON",
+    instance_from_str=lambda strings: _json_object(strings[0]),
+    is_instance=lambda value: isinstance(value, dict),
+    str_from_instance=lambda value: [json.dumps(value)],
+)
+
+
+@dataclass
+class Args:
+    """Train, resume or test a Stable-Baselines3 baseline on a glimpse task.
+
+    python train_sb3.py                                      # RecurrentPPO on GlimpseMNIST-v0
+    python train_sb3.py --algo ppo --env GlimpseTranslatedMNIST-v0 --timesteps 2000000
+    python train_sb3.py --resume ckpt/sb3/GlimpseMNIST-v0-recurrent-ppo-s0/last.zip
+    python train_sb3.py --test ckpt/sb3/GlimpseMNIST-v0-recurrent-ppo-s0/best.zip
+
+    With --resume or --test the run's settings in run.json beside the model are the defaults: a
+    flag that contradicts them is an error (--test may add --env-kwargs).
+    """
+
+    algo: AlgoName = "recurrent-ppo"
+    """the SB3 / sb3-contrib algorithm"""
+    env: EnvId = "GlimpseMNIST-v0"
+    """the task (a registered Glimpse id)"""
+    env_kwargs: Annotated[dict[str, Any], JSON_OBJECT] = field(default_factory=dict)
+    """extra gymnasium.make arguments as a JSON object, e.g. '{"n_glimpses": 4}'"""
+    grid: int = 4
+    """side G of the fixation grid (G*G fixation actions)"""
+    timesteps: int = 1_000_000
+    """total env steps"""
+    n_envs: int = 16
+    """parallel episodes (may change on --resume)"""
+    n_steps: int | None = None
+    """rollout length per env (default: 128; a2c: 5; not dqn)"""
+    batch_size: int | None = None
+    """PPO minibatch (default: a quarter of the rollout, at least min(64, rollout))"""
+    learning_rate: float | None = None
+    """default: the algorithm's"""
+    device: str = "auto"
+    """model device: auto, cpu, cuda, cuda:N"""
+    env_device: str | None = None
+    """env device (default: the model's)"""
+    seed: int = 0
+    """seed of the run; with --resume another value reseeds the resumed run"""
+    threads: int | None = None
+    """torch CPU threads (default: torch's)"""
+    log_dir: str = "runs/sb3"
+    """TensorBoard root ('' to disable)"""
+    save_dir: str | None = None
+    """checkpoint root (default: ckpt/sb3)"""
+    run_name: str | None = None
+    """default: <env>-<algo>-s<seed>"""
+    eval_freq: int = 50_000
+    """validate every N timesteps (0: at the end only)"""
+    val_fraction: float = 0.1
+    """held-out tail of the training images, in (0, 1)"""
+    val_size: int | None = None
+    """validate on the first N held-out images (default: all)"""
+    eval_envs: int = 256
+    """parallel evaluation episodes"""
+    verbose: int = 0
+    """SB3 verbosity (0, 1, 2)"""
+    resume: str | None = None
+    """continue training a saved model (PATH), with the run's settings from run.json beside it"""
+    test: str | None = None
+    """score a saved model (PATH) on the test split"""
+    trust_model: bool = False
+    """load a model zip whose sha256 is not the one recorded in run.json beside it. SB3 zips
+    hold pickles, which can run any code when loaded: only for files you trust"""
+
+    def check(self) -> None:
+        """Raise ``ValueError`` naming the first bad setting."""
+        from ram_env.core import check_int
         from ram_env.wrappers import check_grid
 
+        for name in ("timesteps", "n_envs", "eval_envs", "val_size", "n_steps", "batch_size"):
+            if getattr(self, name) is not None:
+                check_int(f"--{name.replace('_', '-')}", getattr(self, name), low=1)
+        check_int("--eval-freq", self.eval_freq, low=0)
+        check_int("--seed", self.seed, low=0, high=2**32 - 1)
         try:
-            check_grid(args.grid)
+            check_grid(self.grid)
         except ValueError as error:
-            parser.error(f"--{error}")
-    if args.val_fraction is not None and not 0 < args.val_fraction < 1:
-        parser.error(
-            "--val-fraction must be in (0, 1): validation picks the best model, "
-            f"got {args.val_fraction}"
-        )
-    if args.env_kwargs is not None and not isinstance(args.env_kwargs, dict):
-        parser.error("--env-kwargs must be a JSON object")
-    if args.env_kwargs and "split" in args.env_kwargs:
-        parser.error("--env-kwargs may not set 'split' (training uses train, --test uses test)")
+            raise ValueError(f"--{error}") from None
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(
+                "--val-fraction must be in (0, 1): validation picks the best model, "
+                f"got {self.val_fraction}"
+            )
+        if "split" in self.env_kwargs:
+            raise ValueError(
+                "--env-kwargs may not set 'split' (training uses train, --test uses test)"
+            )
+        if self.resume and self.test:
+            raise ValueError("give --resume or --test, not both")
+
+
+def _cli(argv: Sequence[str] | None, default: Args) -> Args:
+    return tyro.cli(
+        Args,
+        args=argv,
+        default=default,
+        prog="train_sb3.py",
+        description=textwrap.dedent(__doc__ or ""),
+    )
+
+
+def parse_args(argv: Sequence[str] | None = None) -> Args:
+    """The settings of this invocation (``tyro`` over ``Args``), checked.
+
+    With ``--resume``/``--test`` the command line is parsed a second time against the run's
+    ``run.json`` settings as defaults, so an absent flag means "as the run was" and
+    ``train_settings``/``_run_settings`` can name a flag that contradicts the run. Bad settings
+    exit with status 2 and a message naming them.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = _cli(argv, Args())
     if args.resume and (args.save_dir is not None or args.run_name is not None):
-        parser.error("--resume continues in the checkpoint's folder: drop --save-dir/--run-name")
+        _exit("--resume continues in the checkpoint's folder: drop --save-dir/--run-name")
+    path = args.resume or args.test
+    try:
+        stored = _read_run_json(path) if path else None
+    except SettingsError:
+        stored = None  # train/test report it
+    if stored:
+        known = {item.name for item in fields(Args)}
+        saved = {key: stored[key] for key in (*RUN_KEYS, "seed", "n_envs") if key in stored}
+        base = replace(Args(), **{k: v for k, v in saved.items() if k in known})
+        args = _cli(argv, replace(base, resume=args.resume, test=args.test))
+    try:
+        args.check()
+    except ValueError as error:
+        _exit(str(error))
     return args
+
+
+def _exit(message: str) -> None:
+    print(f"train_sb3.py: error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _read_run_json(checkpoint: str) -> dict[str, Any] | None:
@@ -244,24 +307,28 @@ def write_run_json(run_dir: pathlib.Path, meta: dict[str, Any]) -> None:
     atomic_write(run_dir / "run.json", lambda file: file.write(text))
 
 
-def _run_settings(args: argparse.Namespace, checkpoint: str) -> dict[str, Any]:
-    """``--test``: the settings in ``run.json`` beside ``checkpoint``. ``--algo``, ``--env`` or
-    ``--grid`` with another value than the model was trained with is a ``SettingsError``
-    naming both; ``--env-kwargs`` are applied on top of the trained ones and printed."""
-    stored = _read_run_json(checkpoint)
-    settings: dict[str, Any] = {**DEFAULTS, **(stored or {})}
+def _settings_of(args: Args) -> dict[str, Any]:
+    """The run's defining settings (``RUN_KEYS``, ``seed``, ``n_envs``) of ``args``."""
+    return {key: getattr(args, key) for key in (*RUN_KEYS, "seed", "n_envs")}
+
+
+def _run_settings(args: Args, checkpoint: str) -> dict[str, Any]:
+    """``--test``: the settings in ``run.json`` beside ``checkpoint`` (the defaults of
+    ``args``). ``--algo``, ``--env`` or ``--grid`` with another value than the model was trained
+    with is a ``SettingsError`` naming both; ``--env-kwargs`` are applied on top of the trained
+    ones and printed."""
+    stored = _read_run_json(checkpoint) or {}
+    settings = {**_settings_of(args), **stored}
     for key in ("algo", "env", "grid"):
         given = getattr(args, key)
-        if given is None:
-            continue
-        if stored is not None and key in stored and given != stored[key]:
+        if key in stored and given != stored[key]:
             raise SettingsError(
                 f"--{key} {given!r} contradicts {checkpoint}: it was trained with --{key} "
                 f"{stored[key]!r} (drop the flag)"
             )
         settings[key] = given
-    if args.env_kwargs:
-        trained = dict(settings.get("env_kwargs") or {})
+    trained = dict(stored.get("env_kwargs") or {})
+    if args.env_kwargs != trained:
         settings["env_kwargs"] = {**trained, **args.env_kwargs}
         print(
             f"testing with env kwargs {settings['env_kwargs']} (trained with {trained})",
@@ -270,34 +337,30 @@ def _run_settings(args: argparse.Namespace, checkpoint: str) -> dict[str, Any]:
     return settings
 
 
-def train_settings(args: argparse.Namespace) -> dict[str, Any]:
+def train_settings(args: Args) -> dict[str, Any]:
     """The run's settings (``RUN_KEYS``, ``seed``, ``n_envs``).
 
-    A new run's come from the CLI and ``DEFAULTS``; a resumed run's from ``run.json`` beside the
-    checkpoint, with anything else it recorded (``best_val_accuracy``, ...); ``--n-envs`` may
-    change on resume.
+    A new run's come from ``args``; a resumed run's from ``run.json`` beside the checkpoint,
+    with anything else it recorded (``best_val_accuracy``, ...); ``--n-envs`` may change on
+    resume.
 
-    On resume an explicit flag must agree with ``run.json`` (``--env-kwargs`` may repeat saved
-    entries, not change or add any), else ``SettingsError``; settings a ``run.json`` lacks
-    (written by an older version) come from the CLI or the defaults.
+    On resume a setting of ``args`` (whose defaults were ``run.json``'s) must agree with
+    ``run.json`` (``--env-kwargs`` may repeat saved entries, not change or add any), else
+    ``SettingsError``; settings a ``run.json`` lacks (written by an older version) come from
+    ``args``.
     """
-    explicit = {key: getattr(args, key) for key in RUN_KEYS if getattr(args, key) is not None}
     if not args.resume:
-        settings = {**DEFAULTS, **explicit}
-        for key in ("seed", "n_envs"):
-            if getattr(args, key) is not None:
-                settings[key] = getattr(args, key)
-        return settings
+        return _settings_of(args)
     stored = _read_run_json(args.resume)
     if stored is None:
         raise SettingsError(
             f"--resume {args.resume}: no run.json beside it, so the run's settings (task, "
             "grid, validation split, best accuracy) are unknown"
         )
-    settings = {**DEFAULTS, **stored}
+    settings = {**_settings_of(args), **stored}
     conflicts = []
-    for key, value in explicit.items():
-        flag = f"--{key.replace('_', '-')}"
+    for key in RUN_KEYS:
+        value, flag = getattr(args, key), f"--{key.replace('_', '-')}"
         if key not in stored:
             settings[key] = value
         elif key == "env_kwargs":
@@ -313,12 +376,11 @@ def train_settings(args: argparse.Namespace) -> dict[str, Any]:
             f"{'; '.join(conflicts)}. A resume keeps the settings in run.json: drop these "
             "flags, or start a new run"
         )
-    if args.n_envs is not None:  # not part of the run's definition: may change on resume
-        settings["n_envs"] = args.n_envs
+    settings["n_envs"] = args.n_envs  # not part of the run's definition: may change on resume
     return settings
 
 
-def resolve_devices(args: argparse.Namespace) -> tuple[str, str]:
+def resolve_devices(args: Args) -> tuple[str, str]:
     """``(model device, env device)`` from ``--device`` and ``--env-device`` (``parse_args``).
 
     ``"auto"`` is CUDA when present, else CPU (``ram_env.core.resolve_device``; asking for an
@@ -335,7 +397,7 @@ def resolve_devices(args: argparse.Namespace) -> tuple[str, str]:
     return model_device, env_device
 
 
-def algorithm_kwargs(algo: str, args: argparse.Namespace) -> dict[str, Any]:
+def algorithm_kwargs(algo: str, args: Args) -> dict[str, Any]:
     """Constructor keyword arguments of algorithm ``algo`` for the run ``args`` (``parse_args``).
 
     ``learning_rate`` if given; DQN: a replay buffer of ``min(100k, max(timesteps, 1k))`` and
@@ -354,12 +416,12 @@ def algorithm_kwargs(algo: str, args: argparse.Namespace) -> dict[str, Any]:
     n_steps = args.n_steps or DEFAULT_N_STEPS[algo]
     kwargs["n_steps"] = n_steps
     if algo in ("ppo", "recurrent-ppo"):
-        rollout = n_steps * (args.n_envs or DEFAULTS["n_envs"])
+        rollout = n_steps * args.n_envs
         kwargs["batch_size"] = args.batch_size or max(min(64, rollout), rollout // 4)
     return kwargs
 
 
-def _check_resumed_hyperparameters(model: Any, algo: str, args: argparse.Namespace) -> None:
+def _check_resumed_hyperparameters(model: Any, algo: str, args: Args) -> None:
     """An explicit ``--n-steps``/``--batch-size``/``--learning-rate`` must match the model's."""
     applied = algorithm_kwargs(algo, args)
     conflicts = [
@@ -387,7 +449,7 @@ def _best_of_old_run(
     return evaluate(load_model(cls, str(best_path), trusted, device=model_device))
 
 
-def train(args: argparse.Namespace) -> float:
+def train(args: Args) -> float:
     """Train (or resume); return the final validation accuracy.
 
     ``run.json`` (the settings, ``best_val_accuracy``, ``timesteps``, ...) is rewritten
@@ -437,7 +499,7 @@ def train(args: argparse.Namespace) -> float:
             tensorboard_log=log_dir,
         )
         _check_resumed_hyperparameters(model, algo, args)
-        if args.seed is not None:
+        if args.seed != settings["seed"]:  # another seed given: reseed the resumed run
             model.set_random_seed(args.seed)
         recorded = settings.get("best_val_accuracy")
         if recorded is None:
@@ -533,7 +595,7 @@ def train(args: argparse.Namespace) -> float:
     return float(callback.last_accuracy)
 
 
-def test(args: argparse.Namespace) -> float:
+def test(args: Args) -> float:
     """Score the model at ``args.test`` on the whole test split; print and return accuracy."""
     from agents.sb3 import algorithm_class, evaluate_sb3_episodes
 
@@ -550,7 +612,7 @@ def test(args: argparse.Namespace) -> float:
         None,
         n_envs=args.eval_envs,
         device=env_device,
-        seed=0 if args.seed is None else args.seed,
+        seed=args.seed,
     )
     accuracy = float(correct.mean())
     print(

@@ -33,7 +33,7 @@ from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
 from ram_env.atomic import atomic_write
-from ram_env.core import NUM_CLASSES
+from ram_env.core import NUM_CLASSES, check_int
 from ram_env.datasets import holdout_split
 from ram_env.vector import index_sweep
 from ram_env.wrappers import DiscreteGlimpseVectorActions, make_discrete_vec
@@ -245,16 +245,8 @@ class GlimpseSB3VecEnv(VecEnv):
             )
         indices = []
         for i, option in enumerate(options):
-            index = option["index"]
-            if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
-                raise ValueError(
-                    f"set_options: sub-env {i}'s 'index' must be an int, got {index!r}"
-                )
-            if not 0 <= index < self.num_images:
-                raise ValueError(
-                    f"set_options: sub-env {i}'s 'index' {index} is outside [0, {self.num_images})"
-                )
-            indices.append(int(index))
+            name = f"set_options: sub-env {i}'s 'index'"
+            indices.append(check_int(name, option["index"], 0, self.num_images - 1))
         return torch.tensor(indices, device=self.device)
 
 

@@ -33,6 +33,7 @@ import json
 import pathlib
 import sys
 import time
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -113,9 +114,8 @@ def _row(agent: str, steps: int, seconds: float, error: float, sampled: float) -
 
 def run_ram(args: argparse.Namespace) -> dict[str, Any]:
     """Train RAM as ``train_reinforce.py`` does for ``args.budget`` seconds; score on test."""
-    ram_args = train_reinforce.parse_args(
-        ["--env", args.env, "--seed", str(args.seed), "--device", args.device]
-    )
+    ram_args = replace(train_reinforce.Args.for_task(args.env), seed=args.seed, device=args.device)
+    ram_args.check()
     config = train_reinforce.run_config(ram_args)
     device = resolve_device(args.device)
     seed, batch, std = config["seed"], config["batch_size"], config["std"]
@@ -181,11 +181,11 @@ class TimeBudget(BaseCallback):
 
 def run_sb3(algo: str, args: argparse.Namespace) -> dict[str, Any]:
     """Train an SB3 algorithm with ``train_sb3.py``'s settings for ``args.budget`` seconds."""
-    sb3_args = train_sb3.parse_args(
-        ["--algo", algo, "--env", args.env, "--grid", str(args.grid), "--seed", str(args.seed),
-         "--device", args.device, "--n-envs", str(args.n_envs),
-         "--timesteps", str(UNBOUNDED_TIMESTEPS), "--eval-envs", str(args.eval_envs)]
+    sb3_args = train_sb3.Args(
+        algo=algo, env=args.env, grid=args.grid, seed=args.seed, device=args.device,
+        n_envs=args.n_envs, timesteps=UNBOUNDED_TIMESTEPS, eval_envs=args.eval_envs,
     )  # fmt: skip
+    sb3_args.check()
     model_device, env_device = train_sb3.resolve_devices(sb3_args)
     kwargs = train_sb3.algorithm_kwargs(algo, sb3_args)
     if algo == "dqn":

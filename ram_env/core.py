@@ -23,7 +23,7 @@ from ram_env.canvas import CanvasSpec, episode_key, fixed_key, hash_unit, make_c
 from ram_env.datasets import DATASET_NAMES, NUM_CLASSES, SPLITS, check_choice, load_split
 from ram_env.sensor import glimpse_from_integral, integral_image
 
-__all__ = ["NUM_CLASSES", "GlimpseConfig", "GlimpseCore", "resolve_device"]
+__all__ = ["NUM_CLASSES", "GlimpseConfig", "GlimpseCore", "check_int", "resolve_device"]
 
 
 @dataclass(frozen=True)
@@ -90,9 +90,7 @@ class GlimpseConfig:
             ("clutter_count", 0),
             ("clutter_size", 1),
         ):
-            value = getattr(self, name)
-            if not _is_int(value) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            check_int(name, getattr(self, name), low)
         if self.clutter_size > 28:
             raise ValueError(f"clutter_size must be at most 28, got {self.clutter_size}")
         side = self.patch_size * self.scale_factor ** (self.n_scales - 1)
@@ -143,7 +141,18 @@ class GlimpseConfig:
 
 
 def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def check_int(name: str, value: object, low: int | None = None, high: int | None = None) -> int:
+    """``value`` as a Python ``int`` if it is an integer (not a bool, not a float such as
+    ``4.0``) in ``[low, high]``, else ``ValueError`` naming ``name``: the one integer check of
+    settings, options and flags."""
+    too_low = low is not None and _is_int(value) and value < low
+    if not _is_int(value) or too_low or (high is not None and value > high):
+        bounds = "" if low is None else f" >= {low}" if high is None else f" in [{low}, {high}]"
+        raise ValueError(f"{name} must be an integer{bounds}, got {value!r}")
+    return int(value)
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -189,8 +198,7 @@ class GlimpseCore:
     """
 
     def __init__(self, config: GlimpseConfig, num_episodes: int, device: torch.device) -> None:
-        if not _is_int(num_episodes) or num_episodes < 1:
-            raise ValueError(f"num_episodes must be >= 1, got {num_episodes}")
+        check_int("num_episodes", num_episodes, low=1)
         self.config = config
         self.num_episodes = num_episodes
         self.device = device

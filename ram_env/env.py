@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from gymnasium import spaces
 
-from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore, resolve_device
+from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore, check_int, resolve_device
 
 __all__ = ["GlimpseEnv", "check_render_mode", "glimpse_spaces"]
 
@@ -136,16 +136,10 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             )
         indices = None
         if index is not None:
-            if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
-                raise ValueError(f"options['index'] must be an int, got {index!r}")
-            if not 0 <= index < self.core.num_images:
-                raise ValueError(
-                    f"options['index'] {index} is out of range [0, {self.core.num_images})"
-                )
-            indices = torch.tensor([int(index)])
-        if not isinstance(sample, (int, np.integer)) or isinstance(sample, bool) or sample < 0:
-            raise ValueError(f"options['sample'] must be an int >= 0, got {sample!r}")
-        self.core.reset(indices=indices, samples=int(sample))
+            index = check_int("options['index']", index, 0, self.core.num_images - 1)
+            indices = torch.tensor([index])
+        sample = check_int("options['sample']", sample, low=0)
+        self.core.reset(indices=indices, samples=sample)
         self._finished = False
         self._path = [_to_numpy(self.core.fixations[0])]
         self._answer = None
@@ -241,11 +235,8 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         label = action["label"]
         if isinstance(label, np.ndarray) and label.shape == ():
             label = label.item()
-        if not isinstance(label, (int, np.integer)) or isinstance(label, bool):
-            raise ValueError(f"action['label'] must be an int, got {label!r}")
-        if not 0 <= label < NUM_CLASSES:
-            raise ValueError(f"action['label'] must be in [0, {NUM_CLASSES}), got {label}")
-        return location, int(label), None if answer is None else bool(answer)
+        label = check_int("action['label']", label, 0, NUM_CLASSES - 1)
+        return location, label, None if answer is None else bool(answer)
 
     def _observation(self) -> dict[str, np.ndarray]:
         return {

@@ -46,7 +46,7 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
-from ram_env.core import NUM_CLASSES, GlimpseConfig
+from ram_env.core import NUM_CLASSES, GlimpseConfig, check_int
 
 __all__ = [
     "DiscreteGlimpseActions",
@@ -148,11 +148,7 @@ def check_grid(grid: Any) -> int:
     The one grid check of the wrapper, the action space and the SB3 adapter: ``4.5`` is an
     error, never silently ``4``.
     """
-    if not isinstance(grid, (int, np.integer)) or isinstance(grid, bool) or not 1 <= grid:
-        raise ValueError(f"grid must be an integer in [1, {MAX_GRID}], got {grid!r}")
-    if grid > MAX_GRID:
-        raise ValueError(f"grid must be an integer in [1, {MAX_GRID}], got {grid!r}")
-    return int(grid)
+    return check_int("grid", grid, 1, MAX_GRID)
 
 
 def discrete_observation(
@@ -319,11 +315,7 @@ def _as_action_int(action: Any, n: int) -> int:
         action = action.reshape(()).item()
     elif isinstance(action, torch.Tensor) and action.numel() == 1:
         action = action.item()
-    if not isinstance(action, (int, np.integer)) or isinstance(action, bool):
-        raise ValueError(f"action must be an int in [0, {n}), got {action!r}")
-    if not 0 <= action < n:
-        raise ValueError(f"action must be in [0, {n}), got {action}")
-    return int(action)
+    return check_int("action", action, 0, n - 1)
 
 
 def make_discrete_env(env_id: str, grid: int = 4, **kwargs: Any) -> DiscreteGlimpseActions:

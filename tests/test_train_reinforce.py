@@ -249,3 +249,31 @@ def test_sigterm_and_a_background_sigint_stop_like_ctrl_c():
     finally:
         signal.signal(signal.SIGINT, saved[0])
         signal.signal(signal.SIGTERM, saved[1])
+
+
+def test_settings_are_one_typed_dataclass_stored_in_the_checkpoint(tmp_path):
+    """``Args`` (tyro): task defaults, model sizes from RAMConfig, stored and reloaded whole."""
+    from agents.ram import RAMConfig
+
+    translated = train_reinforce.parse_args(["--env", "GlimpseTranslatedMNIST-v0"])
+    assert isinstance(translated, train_reinforce.Args)
+    assert (translated.n_glimpses, translated.patch_size, translated.n_scales) == (8, 12, 3)
+    assert train_reinforce.Args().core_size == RAMConfig.core_size
+    assert run(tmp_path, "--epochs", "1", "--std", "0.2") == 0
+    saved = load_checkpoint(tmp_path / "last.pt")["config"]
+    again = train_reinforce.Args.from_config(saved)
+    assert (again.std, again.core_size, again.train_subset, again.ckpt_dir) == (
+        0.2, 64, 96, str(tmp_path)
+    )  # fmt: skip
+    # --test defaults to the checkpoint's settings: no flag repeats them.
+    tested = train_reinforce.parse_args(["--test", "--ckpt-dir", str(tmp_path)])
+    assert (tested.std, tested.core_size) == (0.2, 64)
+
+
+@pytest.mark.parametrize("value", [True, 2.0, "3", -1])
+def test_the_one_integer_check_refuses_bools_floats_strings_and_range(value):
+    from ram_env.core import check_int
+
+    with pytest.raises(ValueError, match="--x must be"):
+        check_int("--x", value, low=0)
+    assert check_int("--x", 3, low=0) == 3

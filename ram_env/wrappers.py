@@ -211,6 +211,11 @@ class DiscreteGlimpseVectorActions(VectorWrapper):
         self._centres = grid_centres(self.grid, self.device)
         self._location: torch.Tensor | None = None
 
+    @property
+    def autoreset_mode(self) -> Any:
+        """The wrapped env's ``AutoresetMode`` (also ``metadata["autoreset_mode"]``)."""
+        return self.env.unwrapped.autoreset_mode
+
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

@@ -309,6 +309,7 @@ def evaluate_sb3_episodes(
     device: str | torch.device = "cpu",
     deterministic: bool = True,
     seed: int = 0,
+    vec_wrapper: Callable[[VecEnv], VecEnv] | None = None,
 ) -> np.ndarray:
     """Play one episode on each image ``indices`` of ``split``; bool ``[len(indices)]`` right.
 
@@ -319,7 +320,8 @@ def evaluate_sb3_episodes(
     fixations (random unless ``start="center"``) repeat too and so does the score of a
     deterministic policy. Recurrent policies get their LSTM state and ``episode_start`` as
     sb3-contrib requires. ``indices=None``: the whole split. The grid comes from the model's
-    action space.
+    action space. ``vec_wrapper`` wraps the adapter as the model was trained (e.g.
+    ``lambda vec: VecFrameStack(vec, 4)``).
     """
     env_kwargs = {"fixed_canvases": True, **(env_kwargs or {}), "split": split}
     grid = grid_of(model.action_space)
@@ -335,6 +337,8 @@ def evaluate_sb3_episodes(
         raise ValueError("evaluate_sb3: no images to evaluate (empty indices)")
     n_envs = min(n_envs, total)
     vec = make_sb3_vec_env(env_id, n_envs, grid, device, seed=seed, **env_kwargs)
+    if vec_wrapper is not None:
+        vec = vec_wrapper(vec)
     correct = np.zeros(total, dtype=bool)
     for number, (batch, count) in enumerate(index_sweep(indices, n_envs)):
         start, padded = number * n_envs, batch.tolist()
@@ -372,13 +376,14 @@ def evaluate_sb3(
     device: str | torch.device = "cpu",
     deterministic: bool = True,
     seed: int = 0,
+    vec_wrapper: Callable[[VecEnv], VecEnv] | None = None,
 ) -> float:
     """Accuracy of ``model`` on images ``indices`` of ``split``, each played exactly once.
 
     See ``evaluate_sb3_episodes``; ``indices=None`` scores the whole split.
     """
     correct = evaluate_sb3_episodes(
-        model, env_id, env_kwargs, split, indices, n_envs, device, deterministic, seed
+        model, env_id, env_kwargs, split, indices, n_envs, device, deterministic, seed, vec_wrapper
     )
     return float(correct.mean())
 

@@ -1,167 +1,222 @@
-"""RAM vs Stable-Baselines3 baselines on one glimpse task, each for the same wall-clock budget.
+"""RAM against Stable-Baselines3 on one glimpse task: learning curves, several seeds, two budgets.
 
-    python benchmarks/compare_agents.py                                  # 60 s per agent
-    python benchmarks/compare_agents.py --budget 600 --agents ram recurrent-ppo ppo a2c dqn
-    python benchmarks/compare_agents.py --env GlimpseTranslatedMNIST-v0 --device cuda
+    python benchmarks/compare_agents.py                                   # 200k env steps each
+    python benchmarks/compare_agents.py --budget seconds --seconds 120    # equal wall-clock
+    python benchmarks/compare_agents.py --agents ram ppo --seeds 0 1 2 3 --steps 1000000
 
-Every agent trains on the task's training split (all of it: no validation part) for
-``--budget`` seconds of training wall-clock, then plays every image of the fixed test split
-exactly once; it is a benchmark, not a test.
+Every run (one agent, one seed: a *cell*) trains on the task's training split and is scored at
+``--points`` evenly spaced points of its budget (env steps, or seconds of training wall-clock)
+on the same fixed test images (the first ``--eval-images`` of the test split; fixed canvases,
+and start fixations keyed by image and the evaluation seed 0, so every agent and every point
+sees the very same first glimpses). Evaluation time is outside the budget.
 
-* ``ram``: the built-in RAM agent with ``train_reinforce.py``'s defaults for the model, std,
-  batch size and Adam learning rate (hybrid loss via ``agents.reinforce.train_epoch``), but at
-  a constant learning rate: the trainer's cosine schedule is set by a number of epochs, not a
-  wall-clock budget. Training runs in chunks of
-  batches (about a second each, the last one fitted to the time left) with the clock checked
-  between chunks. Env steps: episodes x ``n_glimpses``. Scored with the mean policy
-  (``test error``) and with sampled locations, M=1 (``sampled``).
-* ``recurrent-ppo``, ``ppo``, ``a2c``, ``dqn``: SB3 on the batched adapter
-  (``agents.sb3.make_sb3_vec_env``) with ``train_sb3.py``'s settings for ``--n-envs``;
-  ``learn`` stops at the first env step after the budget (a PPO update in progress then
-  finishes first). Env steps: ``model.num_timesteps``. Scored by ``evaluate_sb3`` with
-  deterministic (``test error``) and sampled (``sampled``) actions. DQN's epsilon decays over
-  its first 100k env steps (SB3's default for a 1M-step run).
+* ``ram``: the built-in RAM agent, ``train_reinforce.py``'s task defaults (model, std, batch,
+  Adam lr) at a constant learning rate (the trainer's cosine schedule is set in epochs, not in
+  a budget); hybrid loss (labels supervise the classifier, REINFORCE the fixations). Env steps
+  = episodes x ``n_glimpses``. Scored with the mean policy and with sampled fixations (M=1).
+* ``recurrent-ppo``, ``ppo``, ``ppo-stack`` (PPO on the last ``FRAME_STACK`` observations,
+  SB3's ``VecFrameStack``: a memory that is not an LSTM), ``a2c``, ``dqn``: SB3 on the batched
+  Discrete adapter (``agents.sb3.make_sb3_vec_env``) with the hyperparameters of
+  ``SB3_HYPERPARAMS`` (the sweep's winners, docs/sb3_sweep.md); pure reward (1 for a right
+  answer). Env steps = ``model.num_timesteps``. Scored with deterministic and sampled actions.
 
-Model construction (and ``torch.compile`` of RAM on CUDA) is outside the budget. Seeded: the
-same command gives the same table up to timing (how many steps fit in the budget).
+Outputs in ``--out/<env>/<budget>/``: ``<agent>_s<seed>.csv`` (one row per point), the summary
+``table.md`` and ``summary.csv`` (final point: mean and min-max over seeds), and with the
+``bench`` extra (matplotlib) ``curves.png`` (test error against env steps and against seconds,
+mean and min-max band over seeds). Resumable: each cell saves its state after every point
+(``<agent>_s<seed>.state/``), so an interrupted benchmark continues from the last point, and a
+finished cell is reused (re-running a finished benchmark only redraws). A cell's settings are
+checked against the ones it was started with.
 """
 
 from __future__ import annotations
 
-import argparse
+import csv
+import hashlib
+import io
 import json
 import pathlib
 import sys
 import time
-from dataclasses import replace
-from typing import Any
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
 
+import numpy as np
 import torch
+import tyro
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.vec_env import VecMonitor
+from stable_baselines3.common.vec_env import VecFrameStack, VecMonitor
 
 import ram_env
 import train_reinforce
 import train_sb3
+from agents.checkpoint import load_checkpoint, save_checkpoint
 from agents.reinforce import evaluate, train_epoch
-from agents.sb3 import ALGORITHMS, algorithm_class, evaluate_sb3, make_sb3_vec_env
+from agents.sb3 import algorithm_class, evaluate_sb3, make_sb3_vec_env, save_model
+from ram_env.atomic import atomic_write
 from ram_env.core import resolve_device
 
-AGENTS = ("ram", *ALGORITHMS)
-DEFAULT_AGENTS = ("ram", "recurrent-ppo", "ppo", "a2c")
-#: ``total_timesteps`` handed to SB3's ``learn``: the time budget stops it long before.
-UNBOUNDED_TIMESTEPS = 10**9
-DQN_EXPLORATION_STEPS = 100_000
+AgentName = Literal["ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "dqn"]
+EnvId = Literal[tuple(sorted(ram_env.TASKS))]  # type: ignore[valid-type]
+AGENTS: tuple[str, ...] = ("ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "dqn")
+#: Observations ``ppo-stack`` sees at once.
+FRAME_STACK = 4
+#: The seed that keys the test episodes' start fixations: one for every agent and point.
+EVAL_SEED = 0
 #: RAM trains in chunks of batches of about this many seconds between clock checks.
 RAM_CHUNK_SECONDS = 1.0
-COLUMNS = {
-    "agent": "agent",
-    "env_steps": "env steps",
-    "train_seconds": "train wall-clock (s)",
-    "steps_per_second": "env steps/s",
-    "test_error": "test error (%)",
-    "test_error_sampled": "sampled (%)",
-}
-FORMATS = {
-    "agent": "{}",
-    "env_steps": "{}",
-    "train_seconds": "{:.1f}",
-    "steps_per_second": "{:.0f}",
-    "test_error": "{:.2f}",
-    "test_error_sampled": "{:.2f}",
-}
+#: SB3 hyperparameters per task and algorithm, RL-Zoo style: the winners of the sweep
+#: (benchmarks/sb3_sweep.py, docs/sb3_sweep.md) over ``SB3_BASE``. ``n_envs`` and ``grid`` set
+#: the adapter; everything else goes to the algorithm's constructor.
+SB3_BASE: dict[str, Any] = {"n_envs": 64, "grid": 4}
+SB3_HYPERPARAMS: dict[str, dict[str, dict[str, Any]]] = {}
+COLUMNS = ("env_steps", "seconds", "test_error", "test_error_sampled")
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--env", default="GlimpseMNIST-v0", choices=sorted(ram_env.TASKS))
-    parser.add_argument(
-        "--agents", nargs="+", choices=AGENTS, default=list(DEFAULT_AGENTS), metavar="AGENT",
-        help=f"any of {', '.join(AGENTS)} (default: {' '.join(DEFAULT_AGENTS)})",
-    )  # fmt: skip
-    parser.add_argument("--budget", type=float, default=60.0, help="training seconds per agent")
-    parser.add_argument("--n-envs", type=int, default=64, help="SB3 parallel episodes")
-    parser.add_argument("--grid", type=int, default=4, help="SB3 fixation grid side G")
-    parser.add_argument("--eval-envs", type=int, default=256, help="SB3 parallel test episodes")
-    parser.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda:N")
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
-    parser.add_argument("--json", metavar="PATH", help="also write the settings and rows here")
-    args = parser.parse_args(argv)
-    if args.budget <= 0:
-        parser.error("--budget must be > 0")
-    for name in ("n_envs", "grid", "eval_envs"):
-        if getattr(args, name) < 1:
-            parser.error(f"--{name.replace('_', '-')} must be >= 1")
-    return args
+@dataclass
+class Args:
+    """RAM against Stable-Baselines3 on one glimpse task: learning curves over seeds."""
+
+    env: EnvId = "GlimpseMNIST-v0"
+    """the task"""
+    agents: tuple[AgentName, ...] = AGENTS  # type: ignore[assignment]
+    """agents to run"""
+    seeds: tuple[int, ...] = (0, 1, 2)
+    """training seeds (one cell per agent and seed)"""
+    budget: Literal["steps", "seconds"] = "steps"
+    """equal env steps (--steps) or equal training wall-clock (--seconds) for every agent"""
+    steps: int = 200_000
+    """env steps per cell with --budget steps"""
+    seconds: float = 120.0
+    """training seconds per cell with --budget seconds"""
+    points: int = 8
+    """evaluation points per cell, evenly spaced over the budget"""
+    eval_images: int = 2000
+    """test images scored at each point (the first N of the fixed test split)"""
+    eval_envs: int = 256
+    """parallel SB3 evaluation episodes"""
+    device: str = "cpu"
+    """device of the networks and envs: auto, cpu, cuda, cuda:N"""
+    threads: int | None = 1
+    """torch CPU threads (None: torch's default)"""
+    out: str = "benchmarks/results"
+    """results root (a folder per task and budget)"""
+
+    def check(self) -> None:
+        from ram_env.core import check_int
+
+        for name in ("steps", "points", "eval_images", "eval_envs"):
+            check_int(f"--{name.replace('_', '-')}", getattr(self, name), low=1)
+        if not self.seconds > 0:
+            raise ValueError(f"--seconds must be > 0, got {self.seconds}")
+        if not self.agents or not self.seeds:
+            raise ValueError("give at least one agent and one seed")
+        if len(set(self.seeds)) != len(self.seeds) or len(set(self.agents)) != len(self.agents):
+            raise ValueError(f"repeated agents or seeds: {self.agents} {self.seeds}")
+
+    @property
+    def amount(self) -> float:
+        return self.steps if self.budget == "steps" else self.seconds
+
+    def folder(self) -> pathlib.Path:
+        return pathlib.Path(self.out) / self.env.removesuffix("-v0") / self.budget
+
+    def cell_settings(self) -> dict[str, Any]:
+        """What a cell's numbers depend on (checked when a cell is resumed)."""
+        skip = ("agents", "seeds", "out", "threads", "eval_envs")
+        return {key: value for key, value in asdict(self).items() if key not in skip}
 
 
-def _row(agent: str, steps: int, seconds: float, error: float, sampled: float) -> dict[str, Any]:
-    return {
-        "agent": agent,
-        "env_steps": int(steps),
-        "train_seconds": round(seconds, 2),
-        "steps_per_second": round(steps / seconds, 1),
-        "test_error": round(error, 2),
-        "test_error_sampled": round(sampled, 2),
-    }
+# --- learners: one interface for RAM and SB3 ---------------------------------------------
 
 
-def run_ram(args: argparse.Namespace) -> dict[str, Any]:
-    """Train RAM as ``train_reinforce.py`` does for ``args.budget`` seconds; score on test."""
-    ram_args = replace(train_reinforce.Args.for_task(args.env), seed=args.seed, device=args.device)
-    ram_args.check()
-    config = train_reinforce.run_config(ram_args)
-    device = resolve_device(args.device)
-    seed, batch, std = config["seed"], config["batch_size"], config["std"]
-    torch.manual_seed(seed)
-    env = train_reinforce.make_env(config, "train", batch, device)
-    env.reset(seed=seed)
-    train_images = torch.arange(env.unwrapped.num_images)  # all of them: no validation
-    model = train_reinforce.build_model(config, device)
-    train_reinforce.maybe_compile(model, config["compile"], device, batch)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
-    noise = torch.Generator(device).manual_seed(seed)
-    shuffle = torch.Generator().manual_seed(seed)
-    per_epoch = len(train_images) // batch
-    order, position, batches, stats = None, per_epoch, 0, {}
-    start = time.perf_counter()
-    while (elapsed := time.perf_counter() - start) < args.budget:
-        if position == per_epoch:  # a fresh shuffle per epoch, as train_reinforce.py does
-            order = train_images[torch.randperm(len(train_images), generator=shuffle)]
-            order, position = order.to(device), 0
-        count = 1
-        if batches:  # about RAM_CHUNK_SECONDS of batches, and no more than the time left
-            per_batch = elapsed / batches
-            count = int(min(RAM_CHUNK_SECONDS, args.budget - elapsed) / per_batch)
-        count = max(1, min(count, per_epoch - position))
-        chunk = order[position * batch : (position + count) * batch]
-        stats = train_epoch(model, env, optimizer, chunk, std, noise)  # floats: synchronised
-        position += count
-        batches += count
-    seconds = time.perf_counter() - start
-    env.close()
-    test_env = train_reinforce.make_env(config, "test", ram_args.eval_batch_size, device)
-    test_env.reset(seed=seed)
-    indices = torch.arange(test_env.unwrapped.num_images, device=device)
-    mean = evaluate(model, test_env, indices, 1, std, seed, mean_policy=True)
-    sampled = evaluate(model, test_env, indices, 1, std, seed)
-    test_env.close()
-    episodes = batches * batch
-    steps = episodes * config["env_kwargs"]["n_glimpses"]
-    row = _row("ram", steps, seconds, 100 * (1 - mean), 100 * (1 - sampled))
-    return {
-        **row,
-        "episodes": episodes,
-        "epochs": round(batches / per_epoch, 3),
-        "last_chunk_train_accuracy": round(stats["accuracy"], 4),
-        "test_images": len(indices),
-    }
+class RamLearner:
+    """RAM trained as ``train_reinforce.py`` does, resumable at any batch boundary."""
+
+    def __init__(self, args: Args, seed: int) -> None:
+        ram_args = replace(train_reinforce.Args.for_task(args.env), seed=seed, device=args.device)
+        ram_args.check()
+        self.config = config = train_reinforce.run_config(ram_args)
+        self.device = resolve_device(args.device)
+        self.batch, self.std = config["batch_size"], config["std"]
+        self.glimpses = config["env_kwargs"]["n_glimpses"]
+        torch.manual_seed(seed)
+        self.env = train_reinforce.make_env(config, "train", self.batch, self.device)
+        self.env.reset(seed=seed)
+        self.train_images = torch.arange(self.env.unwrapped.num_images)  # no validation part
+        self.model = train_reinforce.build_model(config, self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config["lr"])
+        self.noise = torch.Generator(self.device).manual_seed(seed)
+        self.shuffle = torch.Generator().manual_seed(seed)
+        self.per_epoch = len(self.train_images) // self.batch
+        self.order = torch.zeros(0, dtype=torch.int64)
+        self.position = self.per_epoch  # a fresh shuffle first
+        self.steps, self.seconds = 0, 0.0
+        self.test_env = train_reinforce.make_env(config, "test", 500, self.device)
+
+    def train_until(self, kind: str, target: float) -> None:
+        start, base = time.perf_counter(), self.seconds
+        per_batch = None
+        while True:
+            now = base + time.perf_counter() - start
+            left = target - (self.steps if kind == "steps" else now)
+            if left <= 0:
+                break
+            if self.position == self.per_epoch:
+                shuffled = torch.randperm(len(self.train_images), generator=self.shuffle)
+                self.order, self.position = self.train_images[shuffled], 0
+            if kind == "steps":
+                count = -(-int(left) // (self.batch * self.glimpses))  # ceil
+            else:
+                count = 1 if per_batch is None else int(min(RAM_CHUNK_SECONDS, left) / per_batch)
+            count = max(1, min(count, self.per_epoch - self.position))
+            chunk = self.order[self.position * self.batch : (self.position + count) * self.batch]
+            tick = time.perf_counter()
+            chunk = chunk.to(self.device)
+            train_epoch(self.model, self.env, self.optimizer, chunk, self.std, self.noise)
+            per_batch = (time.perf_counter() - tick) / count
+            self.position += count
+            self.steps += count * self.batch * self.glimpses
+        self.seconds = base + time.perf_counter() - start
+
+    def evaluate(self, indices: torch.Tensor) -> tuple[float, float]:
+        indices = indices.to(self.device)
+        mean = evaluate(self.model, self.test_env, indices, 1, self.std, EVAL_SEED, True)
+        sampled = evaluate(self.model, self.test_env, indices, 1, self.std, EVAL_SEED)
+        return 100 * (1 - mean), 100 * (1 - sampled)
+
+    def save(self, folder: pathlib.Path) -> None:
+        state = {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "noise": self.noise.get_state(),
+                "shuffle": self.shuffle.get_state(),
+                "env": self.env.unwrapped.get_rng_state(),
+            },
+            "config": self.config,
+            "epoch": self.steps // (self.batch * self.glimpses * self.per_epoch),
+            "order": self.order,
+            "position": self.position,
+            "steps": self.steps,
+            "seconds": self.seconds,
+        }
+        save_checkpoint(state, folder / "ram.pt")
+
+    def load(self, folder: pathlib.Path) -> None:
+        state = load_checkpoint(folder / "ram.pt")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        torch.set_rng_state(state["rng"]["torch"])
+        self.noise.set_state(state["rng"]["noise"])
+        self.shuffle.set_state(state["rng"]["shuffle"])
+        self.env.unwrapped.set_rng_state(state["rng"]["env"])
+        self.order, self.position = state["order"], state["position"]
+        self.steps, self.seconds = state["steps"], state["seconds"]
 
 
 class TimeBudget(BaseCallback):
@@ -179,72 +234,276 @@ class TimeBudget(BaseCallback):
         return time.perf_counter() - self.start < self.seconds
 
 
-def run_sb3(algo: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Train an SB3 algorithm with ``train_sb3.py``'s settings for ``args.budget`` seconds."""
-    sb3_args = train_sb3.Args(
-        algo=algo, env=args.env, grid=args.grid, seed=args.seed, device=args.device,
-        n_envs=args.n_envs, timesteps=UNBOUNDED_TIMESTEPS, eval_envs=args.eval_envs,
-    )  # fmt: skip
-    sb3_args.check()
-    model_device, env_device = train_sb3.resolve_devices(sb3_args)
-    kwargs = train_sb3.algorithm_kwargs(algo, sb3_args)
-    if algo == "dqn":
-        kwargs["exploration_fraction"] = DQN_EXPLORATION_STEPS / UNBOUNDED_TIMESTEPS
-    vec = make_sb3_vec_env(
-        args.env, args.n_envs, args.grid, env_device, seed=args.seed, split="train"
-    )
-    cls, policy = algorithm_class(algo)
-    model = cls(policy, VecMonitor(vec), seed=args.seed, device=model_device, verbose=0, **kwargs)
-    budget = TimeBudget(args.budget)
-    model.learn(UNBOUNDED_TIMESTEPS, callback=budget)
-    seconds = time.perf_counter() - budget.start
-    model.env.close()
-    scores = {
-        deterministic: evaluate_sb3(
-            model, args.env, {}, "test", None, args.eval_envs, env_device, deterministic, args.seed
+def sb3_settings(env: str, agent: str, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The SB3 settings of ``agent`` on ``env``: ``SB3_BASE``, the task's tuned values, then
+    ``overrides`` (the sweep's)."""
+    tuned = SB3_HYPERPARAMS.get(env, {}).get(agent, {})
+    return {**SB3_BASE, **tuned, **(overrides or {})}
+
+
+class SB3Learner:
+    """An SB3 algorithm on the batched Discrete adapter, resumable at evaluation points."""
+
+    def __init__(self, args: Args, seed: int, agent: str, overrides: dict | None = None) -> None:
+        self.args, self.agent, self.seed = args, agent, seed
+        settings = sb3_settings(args.env, agent, overrides)
+        self.n_envs, self.grid = settings.pop("n_envs"), settings.pop("grid")
+        algo = "ppo" if agent == "ppo-stack" else agent
+        self.cls, self.policy = algorithm_class(algo)
+        budget = args.steps if args.budget == "steps" else 10**9
+        defaults = train_sb3.algorithm_kwargs(
+            algo, train_sb3.Args(algo=algo, n_envs=self.n_envs, timesteps=budget)
         )
-        for deterministic in (True, False)
-    }
-    row = _row(
-        algo, model.num_timesteps, seconds, 100 * (1 - scores[True]), 100 * (1 - scores[False])
-    )
-    return {**row, "model_device": model_device, "env_device": env_device}
+        self.kwargs = {**defaults, **settings}
+        self.device = str(resolve_device(args.device))
+        self.wrapper = None
+        if agent == "ppo-stack":
+            self.wrapper = lambda vec: VecFrameStack(vec, FRAME_STACK)
+        self.env = self._make_env()
+        self.model = self.cls(
+            self.policy, self.env, seed=seed, device=self.device, verbose=0, **self.kwargs
+        )
+        self.seconds = 0.0
+
+    def _make_env(self) -> Any:
+        args = self.args
+        vec = make_sb3_vec_env(args.env, self.n_envs, self.grid, self.device, seed=self.seed)
+        vec = VecMonitor(vec)
+        return vec if self.wrapper is None else self.wrapper(vec)
+
+    @property
+    def steps(self) -> int:
+        return int(self.model.num_timesteps)
+
+    def train_until(self, kind: str, target: float) -> None:
+        start = time.perf_counter()
+        if kind == "steps":
+            left = int(target) - self.steps
+            if left > 0:
+                self.model.learn(left, reset_num_timesteps=False)
+        else:
+            left = target - self.seconds
+            if left > 0:
+                self.model.learn(10**12, callback=TimeBudget(left), reset_num_timesteps=False)
+        self.seconds += time.perf_counter() - start
+
+    def evaluate(self, indices: torch.Tensor) -> tuple[float, float]:
+        scores = [
+            evaluate_sb3(
+                self.model,
+                self.args.env,
+                {},
+                "test",
+                indices,
+                self.args.eval_envs,
+                self.device,
+                deterministic,
+                EVAL_SEED,
+                self.wrapper,
+            )
+            for deterministic in (True, False)
+        ]
+        return 100 * (1 - scores[0]), 100 * (1 - scores[1])
+
+    def save(self, folder: pathlib.Path) -> None:
+        path = save_model(self.model, folder / "model.zip")
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        text = json.dumps({"seconds": self.seconds, "model_sha256": digest}).encode()
+        atomic_write(folder / "state.json", lambda file: file.write(text))
+
+    def load(self, folder: pathlib.Path) -> None:
+        """Our own saved model only: its bytes must match the digest saved beside them (an SB3
+        zip holds pickles). The replay buffer (DQN) and the episodes in progress start afresh."""
+        state = json.loads((folder / "state.json").read_text())
+        data = (folder / "model.zip").read_bytes()
+        if hashlib.sha256(data).hexdigest() != state["model_sha256"]:
+            raise RuntimeError(f"{folder / 'model.zip'} is not the model saved there: refusing it")
+        self.model = self.cls.load(io.BytesIO(data), env=self.env, device=self.device)
+        self.seconds = state["seconds"]
+
+
+def make_learner(args: Args, agent: str, seed: int, overrides: dict | None = None) -> Any:
+    if agent == "ram":
+        return RamLearner(args, seed)
+    return SB3Learner(args, seed, agent, overrides)
+
+
+# --- cells, summary, figures ------------------------------------------------------------
+
+
+def read_curve(path: pathlib.Path) -> list[dict[str, float]]:
+    if not path.exists():
+        return []
+    with path.open() as file:
+        return [
+            {key: int(value) if key == "env_steps" else float(value) for key, value in row.items()}
+            for row in csv.DictReader(file)
+        ]
+
+
+def write_curve(path: pathlib.Path, rows: list[dict[str, float]]) -> None:
+    table = io.StringIO()
+    writer = csv.DictWriter(table, fieldnames=list(COLUMNS), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda file: file.write(table.getvalue().encode()))
+
+
+def run_cell(
+    args: Args, agent: str, seed: int, folder: pathlib.Path, overrides: dict | None = None,
+    name: str | None = None,
+) -> list[dict[str, float]]:  # fmt: skip
+    """Train one agent with one seed to the budget, scoring at each point; resumable.
+
+    Returns the curve (``--points`` rows of ``COLUMNS``). A finished cell is read back, an
+    unfinished one continues from its last point; a cell started with other settings is an
+    error naming the file.
+    """
+    name = name or f"{agent}_s{seed}"
+    curve_path, state = folder / f"{name}.csv", folder / f"{name}.state"
+    settings = {**args.cell_settings(), "agent": agent, "seed": seed, "overrides": overrides}
+    settings_path = folder / f"{name}.json"
+    if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
+        raise RuntimeError(
+            f"{settings_path} was started with other settings; use another --out or remove it"
+        )
+    curve = read_curve(curve_path)
+    if len(curve) >= args.points:
+        return curve[: args.points]
+    folder.mkdir(parents=True, exist_ok=True)
+    settings_text = json.dumps(settings, indent=1).encode()
+    atomic_write(settings_path, lambda file: file.write(settings_text))
+    learner = make_learner(args, agent, seed, overrides)
+    if curve and state.exists():
+        learner.load(state)
+    else:
+        curve = []
+    indices = torch.arange(args.eval_images)
+    for point in range(len(curve) + 1, args.points + 1):
+        learner.train_until(args.budget, args.amount * point / args.points)
+        error, sampled = learner.evaluate(indices)
+        curve.append(
+            {
+                "env_steps": learner.steps,
+                "seconds": round(learner.seconds, 2),
+                "test_error": round(error, 3),
+                "test_error_sampled": round(sampled, 3),
+            }
+        )
+        state.mkdir(parents=True, exist_ok=True)
+        learner.save(state)
+        write_curve(curve_path, curve)
+        print(
+            f"  {name} point {point}/{args.points}: {learner.steps} steps, "
+            f"{learner.seconds:.1f} s, test error {error:.2f}% (sampled {sampled:.2f}%)",
+            flush=True,
+        )
+    return curve
+
+
+def summarise(curves: dict[str, dict[int, list[dict[str, float]]]]) -> list[dict[str, Any]]:
+    """Final-point mean and min-max over seeds, per agent."""
+    rows = []
+    for agent, by_seed in curves.items():
+        finals = [curve[-1] for curve in by_seed.values()]
+        row: dict[str, Any] = {"agent": agent, "seeds": len(finals)}
+        for key in COLUMNS:
+            values = np.array([final[key] for final in finals])
+            row[f"{key}_mean"] = round(float(values.mean()), 3)
+            row[f"{key}_min"] = round(float(values.min()), 3)
+            row[f"{key}_max"] = round(float(values.max()), 3)
+        rows.append(row)
+    return rows
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
+    def cell(row: dict[str, Any], key: str, fmt: str) -> str:
+        mean, low, high = (row[f"{key}_{part}"] for part in ("mean", "min", "max"))
+        return f"{fmt.format(mean)} ({fmt.format(low)}-{fmt.format(high)})"
+
     lines = [
-        "| " + " | ".join(COLUMNS.values()) + " |",
-        "|" + "|".join(":--" if key == "agent" else "--:" for key in COLUMNS) + "|",
+        "| agent | seeds | env steps | train wall-clock (s) | test error (%) | sampled (%) |",
+        "|:--|--:|--:|--:|--:|--:|",
     ]
     for row in rows:
-        lines.append("| " + " | ".join(FORMATS[key].format(row[key]) for key in COLUMNS) + " |")
+        lines.append(
+            f"| {row['agent']} | {row['seeds']} | {cell(row, 'env_steps', '{:,.0f}')} | "
+            f"{cell(row, 'seconds', '{:.0f}')} | {cell(row, 'test_error', '{:.2f}')} | "
+            f"{cell(row, 'test_error_sampled', '{:.2f}')} |"
+        )
     return "\n".join(lines)
 
 
+def plot_curves(curves: dict, path: pathlib.Path, title: str) -> pathlib.Path | None:
+    """Test error against env steps and against seconds: mean line, min-max band over seeds."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed (pip install -e '.[bench]'): no figure", flush=True)
+        return None
+    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2), constrained_layout=True)
+    for agent, by_seed in curves.items():
+        stacked = {
+            key: np.array([[row[key] for row in curve] for curve in by_seed.values()])
+            for key in COLUMNS
+        }
+        for axis, x_key in zip(axes, ("env_steps", "seconds"), strict=True):
+            x = stacked[x_key].mean(axis=0)
+            error = stacked["test_error"]
+            (line,) = axis.plot(x, error.mean(axis=0), marker="o", markersize=3, label=agent)
+            band = (error.min(axis=0), error.max(axis=0))
+            axis.fill_between(x, *band, alpha=0.2, color=line.get_color())
+    for axis, label in zip(axes, ("env steps", "training wall-clock (s)"), strict=True):
+        axis.set_xlabel(label)
+        axis.set_ylabel("test error (%), mean / deterministic policy")
+        axis.set_yscale("log")
+        axis.grid(True, which="both", alpha=0.3)
+    axes[0].legend()
+    figure.suptitle(title)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+    return path
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    args = tyro.cli(Args, args=argv, prog="compare_agents.py", description=__doc__)
+    try:
+        args.check()
+    except ValueError as error:
+        print(f"compare_agents.py: error: {error}", file=sys.stderr)
+        return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+    folder = args.folder()
+    budget = f"{args.steps:,} env steps" if args.budget == "steps" else f"{args.seconds:g} s"
     print(
-        f"{args.env}: {args.budget:g} s of training per agent on {resolve_device(args.device)}, "
-        f"seed {args.seed}, {torch.get_num_threads()} torch threads, SB3 n_envs {args.n_envs}",
+        f"{args.env}: {budget} per cell, seeds {list(args.seeds)}, {args.points} points, "
+        f"{args.eval_images} test images, {resolve_device(args.device)}, "
+        f"{torch.get_num_threads()} torch threads -> {folder}",
         flush=True,
     )
-    rows = []
+    curves: dict[str, dict[int, list[dict[str, float]]]] = {}
     for agent in args.agents:
-        print(f"training {agent} ...", flush=True)
-        rows.append(run_ram(args) if agent == "ram" else run_sb3(agent, args))
-        row = rows[-1]
-        print(
-            f"  {row['env_steps']} env steps in {row['train_seconds']:.1f} s, test error "
-            f"{row['test_error']:.2f}% (sampled {row['test_error_sampled']:.2f}%)",
-            flush=True,
-        )
-    print(markdown_table(rows))
-    if args.json:
-        settings = {key: value for key, value in vars(args).items() if key != "json"}
-        payload = {"settings": settings, "threads": torch.get_num_threads(), "rows": rows}
-        pathlib.Path(args.json).write_text(json.dumps(payload, indent=1))
+        for seed in args.seeds:
+            print(f"{agent}, seed {seed}:", flush=True)
+            curves.setdefault(agent, {})[seed] = run_cell(args, agent, seed, folder)
+    rows = summarise(curves)
+    table = markdown_table(rows)
+    print(table)
+    (folder / "table.md").write_text(
+        f"{args.env}, {budget} per cell, final point, mean (min-max) over seeds "
+        f"{list(args.seeds)}; {args.eval_images} fixed test images.\n\n{table}\n"
+    )
+    with (folder / "summary.csv").open("w", newline="") as file:
+        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    figure = plot_curves(curves, folder / "curves.png", f"{args.env}, budget: {budget} per run")
+    if figure is not None:
+        print(f"wrote {figure}", flush=True)
     return 0
 
 

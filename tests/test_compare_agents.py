@@ -1,58 +1,110 @@
-"""benchmarks/compare_agents.py: a tiny budget run of RAM and PPO on the synthetic data."""
+"""benchmarks/compare_agents.py and sb3_sweep.py: curves, summary, figure, resumable cells."""
 
 from __future__ import annotations
 
+import csv
 import importlib.util
-import json
 import pathlib
+import sys
 
 import pytest
 import torch
 
-SCRIPT = pathlib.Path(__file__).resolve().parents[1] / "benchmarks" / "compare_agents.py"
+BENCHMARKS = pathlib.Path(__file__).resolve().parents[1] / "benchmarks"
 
 
-@pytest.fixture
-def compare_agents():
-    spec = importlib.util.spec_from_file_location("compare_agents", SCRIPT)
+def load(name):
+    sys.path.insert(0, str(BENCHMARKS))
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module  # dataclasses resolve their annotations through it
     spec.loader.exec_module(module)
     return module
 
 
 @pytest.fixture(autouse=True)
-def _one_thread():
+def _restore_threads():
     threads = torch.get_num_threads()
     yield
     torch.set_num_threads(threads)
 
 
-def table_rows(output: str) -> list[list[str]]:
-    lines = [line for line in output.splitlines() if line.startswith("|")]
-    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+TINY = ["--steps", "3072", "--points", "2", "--eval-images", "32", "--eval-envs", "16"]
 
 
-def test_tiny_budget_table_and_json(compare_agents, tmp_path, capsys):
-    path = tmp_path / "rows.json"
-    argv = ["--agents", "ram", "ppo", "--budget", "1", "--n-envs", "4", "--eval-envs", "32"]
-    argv += ["--device", "cpu", "--threads", "1", "--seed", "3", "--json", str(path)]
-    assert compare_agents.main(argv) == 0
-    header, separator, *rows = table_rows(capsys.readouterr().out)
-    assert header == list(compare_agents.COLUMNS.values())
-    assert len(separator) == len(header)
-    assert [row[0] for row in rows] == ["ram", "ppo"]
+def rows(path):
+    with open(path) as file:
+        return list(csv.DictReader(file))
 
-    saved = json.loads(path.read_text())
-    assert saved["settings"]["agents"] == ["ram", "ppo"] and saved["settings"]["budget"] == 1
-    assert len(saved["rows"]) == len(rows)
-    record_keys = list(compare_agents.COLUMNS)
-    for cells, record in zip(rows, saved["rows"], strict=True):
-        assert cells == [compare_agents.FORMATS[key].format(record[key]) for key in record_keys]
-        assert record["env_steps"] > 0 and record["train_seconds"] > 0
-        assert record["steps_per_second"] > 0
-        for key in ("test_error", "test_error_sampled"):
-            assert 0.0 <= record[key] <= 100.0
-    ram, ppo = saved["rows"]
-    assert ram["test_images"] == 128  # the synthetic test split, every image once
-    assert ram["env_steps"] == ram["episodes"] * 6 and ram["episodes"] % 128 == 0
-    assert ppo["env_steps"] % 4 == 0
+
+def test_curves_summary_and_figure_for_several_agents_and_seeds(tmp_path, capsys):
+    compare = load("compare_agents")
+    argv = [*TINY, "--agents", "ram", "ppo-stack", "--seeds", "0", "1", "--out", str(tmp_path)]
+    assert compare.main(argv) == 0
+    folder = tmp_path / "GlimpseMNIST" / "steps"
+    for name in ("ram_s0", "ram_s1", "ppo-stack_s0", "ppo-stack_s1"):
+        curve = rows(folder / f"{name}.csv")
+        assert [list(row) for row in curve] == [list(compare.COLUMNS)] * 2
+        steps = [int(row["env_steps"]) for row in curve]
+        assert 1536 <= steps[0] <= steps[1] and steps[1] >= 3072  # SB3 stops at a rollout end
+        assert all(0 <= float(row["test_error"]) <= 100 for row in curve)
+    summary = rows(folder / "summary.csv")
+    assert [row["agent"] for row in summary] == ["ram", "ppo-stack"]
+    assert all(row["seeds"] == "2" for row in summary)
+    table = (folder / "table.md").read_text()
+    assert "| ram | 2 |" in table and "| ppo-stack | 2 |" in table
+    assert (folder / "curves.png").stat().st_size > 0
+
+
+def test_an_interrupted_cell_continues_from_its_last_point_exactly(tmp_path, monkeypatch):
+    compare = load("compare_agents")
+    straight = tmp_path / "straight"
+    assert compare.main([*TINY, "--agents", "ram", "--seeds", "0", "--out", str(straight)]) == 0
+    expected = rows(straight / "GlimpseMNIST" / "steps" / "ram_s0.csv")
+
+    calls = {"n": 0}
+    evaluate = compare.RamLearner.evaluate
+
+    def evaluate_then_stop(self, indices):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt  # the second point is never recorded
+        return evaluate(self, indices)
+
+    interrupted = tmp_path / "interrupted"
+    argv = [*TINY, "--agents", "ram", "--seeds", "0", "--out", str(interrupted)]
+    monkeypatch.setattr(compare.RamLearner, "evaluate", evaluate_then_stop)
+    with pytest.raises(KeyboardInterrupt):
+        compare.main(argv)
+    assert len(rows(interrupted / "GlimpseMNIST" / "steps" / "ram_s0.csv")) == 1
+    monkeypatch.setattr(compare.RamLearner, "evaluate", evaluate)
+    assert compare.main(argv) == 0
+    resumed = rows(interrupted / "GlimpseMNIST" / "steps" / "ram_s0.csv")
+    drop = ("seconds",)
+    strip = [{k: v for k, v in row.items() if k not in drop} for row in resumed]
+    assert strip == [{k: v for k, v in row.items() if k not in drop} for row in expected]
+
+    # A finished cell is reused: nothing is trained again.
+    monkeypatch.setattr(compare, "make_learner", lambda *a, **k: pytest.fail("retrained"))
+    assert compare.main(argv) == 0
+    # Other settings for the same cell are refused, not mixed in.
+    with pytest.raises(RuntimeError, match="other settings"):
+        compare.main([*argv, "--eval-images", "16"])
+
+
+def test_bad_settings_are_refused(capsys):
+    compare = load("compare_agents")
+    assert compare.main(["--points", "0"]) == 2
+    assert "--points" in capsys.readouterr().err
+    assert compare.main(["--seeds", "0", "0"]) == 2
+
+
+def test_the_sweep_writes_its_table(tmp_path):
+    sweep = load("sb3_sweep")
+    monkey_trials = {"a2c": {"learning_rate": [2e-3]}}
+    sweep.TRIALS.update(monkey_trials)
+    table = tmp_path / "sweep.md"
+    argv = ["--algos", "a2c", "--steps", "640", "--eval-images", "32", "--out", str(tmp_path)]
+    assert sweep.main([*argv, "--table", str(table)]) == 0
+    text = table.read_text()
+    assert "| a2c | base |" in text and "| a2c | learning_rate=0.002 |" in text

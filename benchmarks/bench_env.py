@@ -56,11 +56,13 @@ def vector_env_rate(env_id: str, num_envs: int, steps: int, repeats: int, device
     envs.reset(seed=0)
     generator = torch.Generator(device).manual_seed(0)
     location = torch.rand(steps, num_envs, 2, generator=generator, device=device) * 2 - 1
-    label = torch.randint(10, (steps, num_envs), generator=generator, device=device)
+    # The second action: a label (digit tasks) or a paddle move (Catch).
+    key, high = ("move", 3) if "move" in envs.single_action_space.spaces else ("label", 10)
+    other = torch.randint(high, (steps, num_envs), generator=generator, device=device)
 
     def run():
         for t in range(steps):
-            envs.step({"location": location[t], "label": label[t]})
+            envs.step({"location": location[t], key: other[t]})
         if envs.device.type == "cuda":
             torch.cuda.synchronize(envs.device)
 

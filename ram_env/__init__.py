@@ -16,7 +16,8 @@ from typing import Any
 
 from gymnasium.envs.registration import register, registry
 
-__all__ = ["TASKS", "GlimpseConfig", "GlimpseEnv", "GlimpseVectorEnv"]
+__all__ = ["GAMES", "TASKS", "CatchEnv", "CatchVectorEnv", "GlimpseConfig", "GlimpseEnv",
+           "GlimpseVectorEnv"]  # fmt: skip
 __version__ = "0.1.0"
 
 _MULTISCALE_RETINA = {"n_glimpses": 8, "patch_size": 12, "n_scales": 3, "scale_factor": 2}
@@ -55,6 +56,9 @@ TASKS: dict[str, dict] = {
     },
 }
 
+#: The paper's game (section 4.2): id -> ``ram_env.catch.CatchConfig`` keyword arguments.
+GAMES: dict[str, dict] = {"GlimpseCatch-v0": {}}
+
 for _env_id, _kwargs in TASKS.items():
     if _env_id not in registry:
         register(
@@ -63,12 +67,22 @@ for _env_id, _kwargs in TASKS.items():
             vector_entry_point="ram_env.vector:GlimpseVectorEnv",
             kwargs=dict(_kwargs),
         )
+for _env_id, _kwargs in GAMES.items():
+    if _env_id not in registry:
+        register(
+            id=_env_id,
+            entry_point="ram_env.catch:CatchEnv",
+            vector_entry_point="ram_env.catch:CatchVectorEnv",
+            kwargs=dict(_kwargs),
+        )
 
 
 _LAZY = {
     "GlimpseConfig": "ram_env.core",
     "GlimpseEnv": "ram_env.env",
     "GlimpseVectorEnv": "ram_env.vector",
+    "CatchEnv": "ram_env.catch",
+    "CatchVectorEnv": "ram_env.catch",
 }
 
 

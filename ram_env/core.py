@@ -23,7 +23,14 @@ from ram_env.canvas import CanvasSpec, episode_key, fixed_key, hash_unit, make_c
 from ram_env.datasets import DATASET_NAMES, NUM_CLASSES, SPLITS, check_choice, load_split
 from ram_env.sensor import glimpse_from_integral, integral_image
 
-__all__ = ["NUM_CLASSES", "GlimpseConfig", "GlimpseCore", "check_int", "resolve_device"]
+__all__ = [
+    "NUM_CLASSES",
+    "EpisodeBatch",
+    "GlimpseConfig",
+    "GlimpseCore",
+    "check_int",
+    "resolve_device",
+]
 
 
 @dataclass(frozen=True)
@@ -185,45 +192,17 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return device
 
 
-class GlimpseCore:
-    """``num_episodes`` glimpse episodes on one device, stepped together.
+class EpisodeBatch:
+    """What every batched episode core shares: the seeded generator, the image (or game)
+    pool and the checks of reset indices and sample numbers. A subclass sets ``generator``,
+    ``seeded``, ``start_seed``, ``image_pool``, ``device`` and ``num_images``."""
 
-    State (all on ``device``): ``canvases`` uint8 ``[N, H, W]`` and their summed-area tables
-    ``integral`` int32 ``[N, H + 1, W + 1]`` (built once per episode, read by every glimpse),
-    ``targets`` int64 ``[N]`` (true classes), ``image_indices`` int64 ``[N]``, ``fixations``
-    float32 ``[N, 2]``, ``glimpses`` float32 ``[N, k, g, g]``, ``steps`` int64 ``[N]`` (steps
-    taken in the current episode).
-    ``uniform_steps`` is the common step count when every episode was reset together (known on
-    the host, so fixed-horizon loops need no device-to-host sync), else ``None``.
-    """
-
-    def __init__(self, config: GlimpseConfig, num_episodes: int, device: torch.device) -> None:
-        check_int("num_episodes", num_episodes, low=1)
-        self.config = config
-        self.num_episodes = num_episodes
-        self.device = device
-        images, labels = load_split(config.dataset, config.split, config.data_root)
-        self.images = images.to(device)
-        self.labels = labels.to(device)
-        self.generator = torch.Generator(device=device)
-        self.seeded = False
-        self.start_seed = 0
-        height, width = config.canvas_shape
-        n = num_episodes
-        self.canvases = torch.zeros(n, height, width, dtype=torch.uint8, device=device)
-        self.integral = integral_image(self.canvases)
-        self.targets = torch.zeros(n, dtype=torch.int64, device=device)
-        self.image_indices = torch.zeros(n, dtype=torch.int64, device=device)
-        self.fixations = torch.zeros(n, 2, device=device)
-        self.glimpses = torch.zeros(n, *config.glimpse_shape, device=device)
-        self.steps = torch.zeros(n, dtype=torch.int64, device=device)
-        self.uniform_steps: int | None = None
-        self.image_pool: torch.Tensor | None = None
-
-    @property
-    def num_images(self) -> int:
-        """Number of images in the split."""
-        return self.images.shape[0]
+    generator: torch.Generator
+    seeded: bool
+    start_seed: int
+    image_pool: torch.Tensor | None
+    device: torch.device
+    num_images: int
 
     def seed(self, seed: int | None, entropy: np.random.Generator) -> None:
         """Seed the generator behind image choice, canvas keys and start fixations.
@@ -268,6 +247,71 @@ class GlimpseCore:
             )
         self._check_indices(pool, pool.numel())
         self.image_pool = pool.long()
+
+    @staticmethod
+    def _check_samples(samples: torch.Tensor, count: int, check_range: bool) -> None:
+        if samples.ndim not in (0, 1) or (samples.ndim == 1 and samples.shape != (count,)):
+            raise ValueError(
+                f"samples must be an int or have shape ({count},), got {tuple(samples.shape)}"
+            )
+        dtype = samples.dtype
+        if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+            raise ValueError(f"samples must be integers, got dtype {samples.dtype}")
+        if check_range and samples.numel() and int(samples.min()) < 0:
+            raise ValueError(f"samples must be >= 0, got {samples.min().item()}")
+
+    def _check_indices(self, indices: torch.Tensor, count: int) -> None:
+        if indices.shape != (count,):
+            raise ValueError(f"indices must have shape ({count},), got {tuple(indices.shape)}")
+        if indices.dtype.is_floating_point or indices.dtype == torch.bool:
+            raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
+        bad = ((indices < 0) | (indices >= self.num_images)).nonzero().squeeze(1)
+        if bad.numel():
+            raise ValueError(
+                f"image indices out of range [0, {self.num_images}) at positions "
+                f"{bad.tolist()[:10]}: {indices[bad].tolist()[:10]}"
+            )
+
+
+class GlimpseCore(EpisodeBatch):
+    """``num_episodes`` glimpse episodes on one device, stepped together.
+
+    State (all on ``device``): ``canvases`` uint8 ``[N, H, W]`` and their summed-area tables
+    ``integral`` int32 ``[N, H + 1, W + 1]`` (built once per episode, read by every glimpse),
+    ``targets`` int64 ``[N]`` (true classes), ``image_indices`` int64 ``[N]``, ``fixations``
+    float32 ``[N, 2]``, ``glimpses`` float32 ``[N, k, g, g]``, ``steps`` int64 ``[N]`` (steps
+    taken in the current episode).
+    ``uniform_steps`` is the common step count when every episode was reset together (known on
+    the host, so fixed-horizon loops need no device-to-host sync), else ``None``.
+    """
+
+    def __init__(self, config: GlimpseConfig, num_episodes: int, device: torch.device) -> None:
+        check_int("num_episodes", num_episodes, low=1)
+        self.config = config
+        self.num_episodes = num_episodes
+        self.device = device
+        images, labels = load_split(config.dataset, config.split, config.data_root)
+        self.images = images.to(device)
+        self.labels = labels.to(device)
+        self.generator = torch.Generator(device=device)
+        self.seeded = False
+        self.start_seed = 0
+        height, width = config.canvas_shape
+        n = num_episodes
+        self.canvases = torch.zeros(n, height, width, dtype=torch.uint8, device=device)
+        self.integral = integral_image(self.canvases)
+        self.targets = torch.zeros(n, dtype=torch.int64, device=device)
+        self.image_indices = torch.zeros(n, dtype=torch.int64, device=device)
+        self.fixations = torch.zeros(n, 2, device=device)
+        self.glimpses = torch.zeros(n, *config.glimpse_shape, device=device)
+        self.steps = torch.zeros(n, dtype=torch.int64, device=device)
+        self.uniform_steps: int | None = None
+        self.image_pool: torch.Tensor | None = None
+
+    @property
+    def num_images(self) -> int:
+        """Number of images in the split."""
+        return self.images.shape[0]
 
     def _sense(self, integral: torch.Tensor, fixations: torch.Tensor) -> torch.Tensor:
         config = self.config
@@ -355,30 +399,6 @@ class GlimpseCore:
             # glimpses were handed out as an observation.
             self.fixations = self.fixations.index_put((rows,), fixations)
             self.glimpses = self.glimpses.index_put((rows,), self._sense(integral, fixations))
-
-    @staticmethod
-    def _check_samples(samples: torch.Tensor, count: int, check_range: bool) -> None:
-        if samples.ndim not in (0, 1) or (samples.ndim == 1 and samples.shape != (count,)):
-            raise ValueError(
-                f"samples must be an int or have shape ({count},), got {tuple(samples.shape)}"
-            )
-        dtype = samples.dtype
-        if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
-            raise ValueError(f"samples must be integers, got dtype {samples.dtype}")
-        if check_range and samples.numel() and int(samples.min()) < 0:
-            raise ValueError(f"samples must be >= 0, got {samples.min().item()}")
-
-    def _check_indices(self, indices: torch.Tensor, count: int) -> None:
-        if indices.shape != (count,):
-            raise ValueError(f"indices must have shape ({count},), got {tuple(indices.shape)}")
-        if indices.dtype.is_floating_point or indices.dtype == torch.bool:
-            raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
-        bad = ((indices < 0) | (indices >= self.num_images)).nonzero().squeeze(1)
-        if bad.numel():
-            raise ValueError(
-                f"image indices out of range [0, {self.num_images}) at positions "
-                f"{bad.tolist()[:10]}: {indices[bad].tolist()[:10]}"
-            )
 
     def step(
         self, locations: torch.Tensor, labels: torch.Tensor, answer: torch.Tensor | None = None

@@ -81,7 +81,7 @@ class GlimpseVectorEnv(VectorEnv):
     ) -> None:
         check_render_mode(render_mode, self.metadata)
         autoreset_mode = _autoreset_mode(autoreset_mode)
-        self.config = GlimpseConfig.from_kwargs(config)
+        self.config = self._make_config(config)
         if max_episode_steps is not None and max_episode_steps < self.config.n_glimpses:
             raise ValueError(
                 f"episodes last exactly n_glimpses={self.config.n_glimpses} steps; "
@@ -91,14 +91,26 @@ class GlimpseVectorEnv(VectorEnv):
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         self.num_envs = num_envs
         self.device = resolve_device(device)
-        self.core = GlimpseCore(self.config, num_envs, self.device)
+        self.core = self._make_core(num_envs)
         self._needs_reset = True
         self.render_mode = render_mode
         self.validate_actions = validate_actions
         self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
-        self.single_observation_space, self.single_action_space = glimpse_spaces(self.config)
+        self.single_observation_space, self.single_action_space = self._spaces()
         self.observation_space = batch_space(self.single_observation_space, num_envs)
         self.action_space = batch_space(self.single_action_space, num_envs)
+
+    # --- the task: what a subclass on the same pattern (ram_env.catch) replaces -------------
+
+    @staticmethod
+    def _make_config(kwargs: dict[str, Any]) -> Any:
+        return GlimpseConfig.from_kwargs(kwargs)
+
+    def _make_core(self, num_envs: int) -> Any:
+        return GlimpseCore(self.config, num_envs, self.device)
+
+    def _spaces(self) -> tuple[Any, Any]:
+        return glimpse_spaces(self.config)
 
     @property
     def autoreset_mode(self) -> AutoresetMode:
@@ -146,7 +158,7 @@ class GlimpseVectorEnv(VectorEnv):
         """
         if self._needs_reset:
             raise RuntimeError("step() called before reset(): call reset() first")
-        location, label, answer = self._actions_as_tensors(actions)
+        parsed = self._actions_as_tensors(actions)
         core, mode, n = self.core, self.autoreset_mode, self.config.n_glimpses
         over = self._episodes_over()  # True: all; False: none; else a bool [N] tensor
         if mode == AutoresetMode.DISABLED and over is not False and self.validate_actions:
@@ -156,7 +168,7 @@ class GlimpseVectorEnv(VectorEnv):
             zeros = torch.zeros(self.num_envs, dtype=torch.bool, device=self.device)
             return self._observation(), zeros.float(), zeros, zeros.clone(), {}
         glimpses = core.steps + 1  # glimpses seen when acting: the count of an episode ending now
-        reward, terminated = core.step(location, label, answer)
+        reward, terminated = core.step(*parsed)
         if mode == AutoresetMode.NEXT_STEP and over is not False:
             core.reset(mask=over)
             reward = reward.masked_fill(over, 0.0)

@@ -101,10 +101,11 @@ def test_bad_settings_are_refused(capsys):
 
 def test_the_sweep_writes_its_table(tmp_path):
     sweep = load("sb3_sweep")
-    monkey_trials = {"a2c": {"learning_rate": [2e-3]}}
-    sweep.TRIALS.update(monkey_trials)
+    sweep.LEARNING_RATES["a2c"] = [2e-3]
+    sweep.TRIALS["a2c"] = {"ent_coef": [0.01]}
     table = tmp_path / "sweep.md"
     argv = ["--algos", "a2c", "--steps", "640", "--eval-images", "32", "--out", str(tmp_path)]
-    assert sweep.main([*argv, "--table", str(table)]) == 0
+    assert sweep.main([*argv, "--seeds", "0", "--table", str(table)]) == 0
     text = table.read_text()
     assert "| a2c | base |" in text and "| a2c | learning_rate=0.002 |" in text
+    assert ", ent_coef=0.01 |" in text and "| a2c | **winner: " in text

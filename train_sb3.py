@@ -52,7 +52,7 @@ DEFAULT_SAVE_DIR = "ckpt/sb3"
 DEFAULT_N_STEPS = {"recurrent-ppo": 128, "ppo": 128, "a2c": 5}
 
 AlgoName = Literal["a2c", "dqn", "ppo", "recurrent-ppo"]
-EnvId = Literal[tuple(sorted(ram_env.TASKS))]  # type: ignore[valid-type]
+EnvId = Literal[tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))]  # type: ignore[valid-type]
 
 
 class SettingsError(ValueError):
@@ -457,8 +457,13 @@ def train(args: Args) -> float:
     """
     from stable_baselines3.common.vec_env import VecMonitor
 
-    from agents.sb3 import ValidationCallback, algorithm_class, evaluate_sb3, make_sb3_vec_env
-    from ram_env.datasets import holdout_split
+    from agents.sb3 import (
+        ValidationCallback,
+        algorithm_class,
+        evaluate_sb3,
+        make_sb3_vec_env,
+        validation_split,
+    )
 
     settings = train_settings(args)
     algo, env_id, grid = settings["algo"], settings["env"], settings["grid"]
@@ -477,7 +482,7 @@ def train(args: Args) -> float:
 
     vec = make_sb3_vec_env(env_id, n_envs, grid, env_device, holdout=val_fraction, **env_kwargs)
     num_images = vec.num_images
-    _, val_indices = holdout_split(num_images, val_fraction)
+    _, val_indices = validation_split(env_id, num_images, val_fraction)
     if val_size is not None:
         val_indices = val_indices[:val_size]
     env = VecMonitor(vec)

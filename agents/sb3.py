@@ -32,7 +32,9 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.vec_env import VecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvStepReturn
 
+from ram_env import GAMES
 from ram_env.atomic import atomic_write
+from ram_env.catch import MOVES
 from ram_env.core import NUM_CLASSES, check_int
 from ram_env.datasets import holdout_split
 from ram_env.vector import index_sweep
@@ -48,6 +50,7 @@ __all__ = [
     "grid_of",
     "make_sb3_vec_env",
     "save_model",
+    "validation_split",
 ]
 
 
@@ -73,9 +76,19 @@ def algorithm_class(name: str) -> tuple[type[BaseAlgorithm], str]:
     return ALGORITHMS[name]()
 
 
-def grid_of(action_space: gym.spaces.Space) -> int:
-    """The grid side ``G`` of a ``Discrete(G*G + 10)`` action space."""
+#: The end-of-episode info fields the bridge hands to SB3 (those the env reports).
+END_FIELDS = ("label", "index", "glimpses", "is_success")
+
+
+def grid_of(action_space: gym.spaces.Space, moves: int | None = None) -> int:
+    """The grid side ``G`` of a ``Discrete(G*G + 10)`` action space (digit tasks), or of a
+    ``Discrete(G*G*moves)`` one (a game such as Catch)."""
     n = getattr(action_space, "n", None)
+    if moves:
+        grid = math.isqrt(int(n) // moves) if n is not None else 0
+        if grid < 1 or grid * grid * moves != n:
+            raise ValueError(f"not a Discrete(G*G*{moves}) action space: {action_space}")
+        return grid
     grid = math.isqrt(int(n) - NUM_CLASSES) if n is not None and n > NUM_CLASSES else 0
     if grid < 1 or grid * grid + NUM_CLASSES != n:
         raise ValueError(f"not a Discrete(G*G + {NUM_CLASSES}) action space: {action_space}")
@@ -166,21 +179,19 @@ class GlimpseSB3VecEnv(VecEnv):
         final_obs = info.get("final_obs", {})
         ended = terminated | truncated
         scalars = {"reward": reward, "done": ended, "truncated": truncated}
-        if final:
-            scalars.update({key: final[key] for key in ("label", "index", "glimpses")})
-            scalars["is_success"] = final["is_success"]
+        fields = [key for key in END_FIELDS if key in final]  # Catch has no label
         host = _to_host_dict(
             {**observation, **{f"final_{k}": v for k, v in final_obs.items()}, **scalars}
         )
+        if fields:  # integers: game indices reach 2**31, past float32's exact range
+            host.update(_to_host_dict({key: final[key] for key in fields}, torch.int64))
         obs = {key: host[key] for key in observation}
         dones = host["done"][:, 0] > 0
         infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
         for i in np.flatnonzero(dones):
             infos[i] = {
                 "terminal_observation": {key: host[f"final_{key}"][i] for key in observation},
-                "label": int(host["label"][i, 0]),
-                "index": int(host["index"][i, 0]),
-                "glimpses": int(host["glimpses"][i, 0]),
+                **{key: int(host[key][i, 0]) for key in fields if key != "is_success"},
                 "is_success": bool(host["is_success"][i, 0]),
                 "TimeLimit.truncated": bool(host["truncated"][i, 0]),
             }
@@ -250,16 +261,34 @@ class GlimpseSB3VecEnv(VecEnv):
         return torch.tensor(indices, device=self.device)
 
 
-def _to_host_dict(columns: dict[str, torch.Tensor]) -> dict[str, np.ndarray]:
-    """float32 ``[N, width]`` numpy views of the ``[N, ...]`` tensors, in one host copy."""
+def _to_host_dict(
+    columns: dict[str, torch.Tensor], dtype: torch.dtype = torch.float32
+) -> dict[str, np.ndarray]:
+    """``[N, width]`` numpy views (``dtype``) of the ``[N, ...]`` tensors, in one host copy."""
     flat = {key: value.reshape(value.shape[0], -1) for key, value in columns.items()}
     device = next(iter(flat.values())).device
-    host = torch.cat([value.to(device, torch.float32) for value in flat.values()], 1).cpu().numpy()
+    host = torch.cat([value.to(device, dtype) for value in flat.values()], 1).cpu().numpy()
     out, start = {}, 0
     for key, value in flat.items():
         out[key] = host[:, start : start + value.shape[1]]
         start += value.shape[1]
     return out
+
+
+#: Training games a game's validation holds out (its ``2**31`` games make a fraction useless).
+GAME_VALIDATION = 1000
+
+
+def validation_split(
+    env_id: str, num_images: int, fraction: float
+) -> tuple[torch.Tensor | range, torch.Tensor]:
+    """``(training pool, held-out indices)`` of a training split: the digit tasks hold out the
+    last ``fraction`` of the images (``holdout_split``); a game (Catch) holds out its last
+    ``GAME_VALIDATION`` games and draws training games from a ``range`` of the others."""
+    if env_id.split(":")[-1] in GAMES:
+        cut = num_images - GAME_VALIDATION
+        return range(0, cut), torch.arange(cut, num_images)
+    return holdout_split(num_images, fraction)
 
 
 def make_sb3_vec_env(
@@ -292,7 +321,7 @@ def make_sb3_vec_env(
     if holdout:
         if index_pool is not None:
             raise ValueError("give either index_pool or holdout, not both")
-        index_pool, _ = holdout_split(venv.unwrapped.num_images, holdout)
+        index_pool, _ = validation_split(env_id, venv.unwrapped.num_images, holdout)
     vec = GlimpseSB3VecEnv(venv, index_pool=index_pool)
     if seed is not None:
         vec.seed(seed)
@@ -323,8 +352,10 @@ def evaluate_sb3_episodes(
     action space. ``vec_wrapper`` wraps the adapter as the model was trained (e.g.
     ``lambda vec: VecFrameStack(vec, 4)``).
     """
-    env_kwargs = {"fixed_canvases": True, **(env_kwargs or {}), "split": split}
-    grid = grid_of(model.action_space)
+    game = env_id.split(":")[-1] in GAMES
+    fixed = {} if game else {"fixed_canvases": True}  # a game's test split is fixed anyway
+    env_kwargs = {**fixed, **(env_kwargs or {}), "split": split}
+    grid = grid_of(model.action_space, MOVES if game else None)
     if indices is None:
         probe = gym.make_vec(
             env_id, num_envs=1, vectorization_mode="vector_entry_point", **env_kwargs

@@ -152,7 +152,7 @@ class CatchCore(EpisodeBatch):
         self.image_indices = torch.zeros(n, dtype=torch.int64, device=device)
         self.targets = torch.zeros(n, dtype=torch.int64, device=device)  # no classes in Catch
         self.uniform_steps: int | None = None
-        self.image_pool: torch.Tensor | None = None
+        self.image_pool: torch.Tensor | range | None = None
 
     def reset(
         self,
@@ -170,10 +170,7 @@ class CatchCore(EpisodeBatch):
         samples = torch.as_tensor(samples, device=device)
         self._check_samples(samples, count, check)
         if indices is None:
-            pool = self.image_pool
-            high = self.num_images if pool is None else pool.numel()
-            picks = torch.randint(high, (count,), generator=self.generator, device=device)
-            indices = picks if pool is None else pool[picks]
+            indices = self._draw_indices(count)
         else:
             indices = torch.as_tensor(indices, device=device)
             if check:

@@ -200,7 +200,7 @@ class EpisodeBatch:
     generator: torch.Generator
     seeded: bool
     start_seed: int
-    image_pool: torch.Tensor | None
+    image_pool: torch.Tensor | range | None
     device: torch.device
     num_images: int
 
@@ -232,8 +232,16 @@ class EpisodeBatch:
         self.generator.set_state(state)
         self.seeded = True
 
-    def set_image_pool(self, indices: torch.Tensor | None) -> None:
-        """Draw later random images from ``indices`` (int ``[M]``) instead of the whole split."""
+    def set_image_pool(self, indices: torch.Tensor | range | None) -> None:
+        """Draw later random images from ``indices`` (int ``[M]``, or a ``range`` with step 1,
+        which holds no tensor: a game's ``2**31`` training games) instead of the whole split."""
+        if isinstance(indices, range):
+            if indices.step != 1 or len(indices) == 0:
+                raise ValueError(f"the image pool range must be non-empty with step 1: {indices}")
+            if indices.start < 0 or indices.stop > self.num_images:
+                raise ValueError(f"the image pool {indices} is outside [0, {self.num_images})")
+            self.image_pool = indices
+            return
         if indices is None:
             self.image_pool = None
             return
@@ -247,6 +255,18 @@ class EpisodeBatch:
             )
         self._check_indices(pool, pool.numel())
         self.image_pool = pool.long()
+
+    def _draw_indices(self, count: int) -> torch.Tensor:
+        """``count`` random image indices (int64), uniform over the pool or the split."""
+        pool, generator, device = self.image_pool, self.generator, self.device
+        if pool is None:
+            return torch.randint(self.num_images, (count,), generator=generator, device=device)
+        if isinstance(pool, range):
+            return torch.randint(
+                pool.start, pool.stop, (count,), generator=generator, device=device
+            )
+        picks = torch.randint(pool.numel(), (count,), generator=generator, device=device)
+        return pool[picks]
 
     @staticmethod
     def _check_samples(samples: torch.Tensor, count: int, check_range: bool) -> None:
@@ -306,7 +326,7 @@ class GlimpseCore(EpisodeBatch):
         self.glimpses = torch.zeros(n, *config.glimpse_shape, device=device)
         self.steps = torch.zeros(n, dtype=torch.int64, device=device)
         self.uniform_steps: int | None = None
-        self.image_pool: torch.Tensor | None = None
+        self.image_pool: torch.Tensor | range | None = None
 
     @property
     def num_images(self) -> int:
@@ -348,15 +368,8 @@ class GlimpseCore(EpisodeBatch):
         except (TypeError, ValueError, RuntimeError, OverflowError) as error:
             raise ValueError(f"samples must be integers >= 0, got {error}") from None
         self._check_samples(samples, count, check)
-        if indices is None and self.image_pool is None:
-            indices = torch.randint(
-                self.num_images, (count,), generator=self.generator, device=self.device
-            )
-        elif indices is None:
-            picks = torch.randint(
-                self.image_pool.numel(), (count,), generator=self.generator, device=self.device
-            )
-            indices = self.image_pool[picks]
+        if indices is None:
+            indices = self._draw_indices(count)
         else:
             try:
                 indices = torch.as_tensor(indices, device=self.device)

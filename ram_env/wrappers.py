@@ -46,13 +46,14 @@ from gymnasium import spaces
 from gymnasium.vector import VectorEnv, VectorWrapper
 from gymnasium.vector.utils import batch_space
 
-from ram_env.core import NUM_CLASSES, GlimpseConfig, check_int
+from ram_env.core import NUM_CLASSES, check_int
 
 __all__ = [
     "DiscreteGlimpseActions",
     "DiscreteGlimpseVectorActions",
     "check_grid",
     "decode_discrete_actions",
+    "decode_game_actions",
     "discrete_action_space",
     "discrete_observation",
     "discrete_observation_space",
@@ -74,13 +75,48 @@ def grid_centres(grid: int, device: str | torch.device | None = None) -> torch.T
     return torch.stack([x.reshape(-1), y.reshape(-1)], dim=1)
 
 
-def discrete_action_space(grid: int, num_classes: int = NUM_CLASSES) -> spaces.Discrete:
-    """``Discrete(grid * grid + num_classes)``: fixations first, then labels."""
+def discrete_action_space(
+    grid: int, num_classes: int = NUM_CLASSES, moves: int | None = None
+) -> spaces.Discrete:
+    """Digit tasks: ``Discrete(grid * grid + num_classes)``, fixations first, then labels.
+    A game with ``moves`` paddle moves (Catch): ``Discrete(grid * grid * moves)``, every action
+    a fixation and a move (``decode_game_actions``)."""
     grid = check_grid(grid)
-    return spaces.Discrete(grid * grid + num_classes)
+    return spaces.Discrete(grid * grid * moves if moves else grid * grid + num_classes)
 
 
-def discrete_observation_space(config: GlimpseConfig) -> spaces.Dict:
+def decode_game_actions(
+    actions: torch.Tensor, grid: int, moves: int, centres: torch.Tensor | None = None
+) -> dict[str, torch.Tensor]:
+    """Catch's Discrete actions: action ``a`` fixates the centre of cell ``a // moves`` of the
+    ``grid x grid`` grid (``grid_centres``) and moves the paddle by ``a % moves``.
+
+    Args:
+        actions: int ``[N]`` in ``[0, grid * grid * moves)`` (validated; the error names them).
+
+    Returns:
+        The env action ``{"location": float32 [N, 2], "move": int64 [N]}``.
+    """
+    actions = torch.as_tensor(actions)
+    high = grid * grid * moves
+    if actions.dtype.is_floating_point or actions.dtype == torch.bool or actions.ndim != 1:
+        raise ValueError(
+            f"discrete actions must be a 1-D integer tensor, got dtype {actions.dtype} "
+            f"shape {tuple(actions.shape)}"
+        )
+    bad = ((actions < 0) | (actions >= high)).nonzero().squeeze(1)
+    if bad.numel():
+        raise ValueError(
+            f"discrete actions must be in [0, {high}) ({grid}x{grid} fixations x {moves} "
+            f"moves); got {actions[bad].tolist()[:10]} at positions {bad.tolist()[:10]}"
+        )
+    actions = actions.long()
+    if centres is None:
+        centres = grid_centres(grid, actions.device)
+    return {"location": centres[actions // moves], "move": actions % moves}
+
+
+def discrete_observation_space(config: Any) -> spaces.Dict:
     """The flat glimpse, its location and the time (glimpses seen / ``n_glimpses``), float32."""
     k, g, _ = config.glimpse_shape
     return spaces.Dict(
@@ -204,7 +240,8 @@ class DiscreteGlimpseVectorActions(VectorWrapper):
         self.grid = check_grid(grid)
         self.n_glimpses = base.config.n_glimpses
         self.device = base.device
-        self.single_action_space = discrete_action_space(self.grid)
+        self.moves = _moves(base.single_action_space)
+        self.single_action_space = discrete_action_space(self.grid, moves=self.moves)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.single_observation_space = discrete_observation_space(base.config)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
@@ -228,19 +265,21 @@ class DiscreteGlimpseVectorActions(VectorWrapper):
     ) -> tuple[dict[str, torch.Tensor], torch.Tensor, torch.Tensor, torch.Tensor, dict]:
         if self._location is None:
             raise RuntimeError("step() called before reset(): call reset() first")
-        actions = torch.as_tensor(actions, device=self.device)
-        location, label, answer = decode_discrete_actions(
-            actions.reshape(-1), self.grid, self._location, centres=self._centres
-        )
-        observation, reward, terminated, truncated, info = self.env.step(
-            {"location": location, "label": label, "answer": answer}
-        )
+        actions = torch.as_tensor(actions, device=self.device).reshape(-1)
+        if self.moves:
+            action = decode_game_actions(actions, self.grid, self.moves, self._centres)
+        else:
+            location, label, answer = decode_discrete_actions(
+                actions, self.grid, self._location, centres=self._centres
+            )
+            action = {"location": location, "label": label, "answer": answer}
+        observation, reward, terminated, truncated, info = self.env.step(action)
         self._location = observation["location"]
         if "final_info" in info:
             info = dict(info)
             info["final_info"] = _with_success(info["final_info"], reward)
             info["final_obs"] = self._observation(info["final_obs"], over=True)
-        elif "_label" in info:
+        elif "_index" in info:
             info = _with_success(info, reward)
         return self._observation(observation), reward, terminated, truncated, info
 
@@ -253,8 +292,14 @@ class DiscreteGlimpseVectorActions(VectorWrapper):
         return discrete_observation(observation, steps, self.n_glimpses)
 
 
+def _moves(action_space: spaces.Dict) -> int | None:
+    """The number of paddle moves of a game's action space (Catch), else ``None``."""
+    move = action_space.spaces.get("move")
+    return None if move is None else int(move.n)
+
+
 def _with_success(info: dict[str, Any], reward: torch.Tensor) -> dict[str, Any]:
-    ended = info["_label"]
+    ended = info["_index"]
     return {**info, "is_success": ended & (reward > 0), "_is_success": ended}
 
 
@@ -276,7 +321,8 @@ class DiscreteGlimpseActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
             raise TypeError(f"DiscreteGlimpseActions wraps a GlimpseEnv, got {base!r}")
         self.grid = check_grid(grid)
         self.n_glimpses = base.config.n_glimpses
-        self.action_space = discrete_action_space(self.grid)
+        self.moves = _moves(base.action_space)
+        self.action_space = discrete_action_space(self.grid, moves=self.moves)
         self.observation_space = discrete_observation_space(base.config)
         self._centres = grid_centres(self.grid)
         self._location: np.ndarray | None = None
@@ -292,15 +338,27 @@ class DiscreteGlimpseActions(gym.Wrapper, gym.utils.RecordConstructorArgs):
         action = _as_action_int(action, self.action_space.n)
         if self._location is None:
             raise RuntimeError("step() called before reset(): call reset() first")
-        location, label, answer = decode_discrete_actions(
-            torch.tensor([action]),
-            self.grid,
-            torch.from_numpy(self._location[None]),
-            centres=self._centres,
-        )
-        observation, reward, terminated, truncated, info = self.env.step(
-            {"location": location[0].numpy(), "label": int(label[0]), "answer": bool(answer[0])}
-        )
+        if self.moves:
+            decoded = decode_game_actions(
+                torch.tensor([action]), self.grid, self.moves, self._centres
+            )
+            env_action = {
+                "location": decoded["location"][0].numpy(),
+                "move": int(decoded["move"][0]),
+            }
+        else:
+            location, label, answer = decode_discrete_actions(
+                torch.tensor([action]),
+                self.grid,
+                torch.from_numpy(self._location[None]),
+                centres=self._centres,
+            )
+            env_action = {
+                "location": location[0].numpy(),
+                "label": int(label[0]),
+                "answer": bool(answer[0]),
+            }
+        observation, reward, terminated, truncated, info = self.env.step(env_action)
         self._location = observation["location"]
         if terminated or truncated:
             info = {**info, "is_success": bool(reward > 0)}

@@ -150,3 +150,37 @@ def test_bad_settings_and_unknown_keywords():
         env.reset(seed=0)
         env.step({"location": [0.0, 0.0], "move": 5})
     assert isinstance(vector(2).unwrapped, CatchVectorEnv)
+
+
+def test_the_discrete_adapters_play_catch_with_fixation_and_move_in_one_action():
+    from ram_env.wrappers import decode_game_actions, grid_centres, make_discrete_env
+
+    decoded = decode_game_actions(torch.tensor([0, 5, 47]), 4, 3)
+    assert decoded["move"].tolist() == [0, 2, 2]
+    assert torch.equal(decoded["location"], grid_centres(4)[[0, 1, 15]])
+    env = make_discrete_env("GlimpseCatch-v0", grid=4)
+    assert env.action_space == gym.spaces.Discrete(4 * 4 * 3)
+    from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        sb3_check_env(env)
+    env.reset(seed=0)
+    for _ in range(STEPS):
+        obs, reward, terminated, _, info = env.step(4)  # cell 1, move left
+    assert terminated and info["glimpses"] == STEPS and info["is_success"] == (reward > 0)
+    assert obs["time"].tolist() == [1.0]
+
+
+def test_sb3_trains_and_scores_on_the_fixed_test_games():
+    from agents.sb3 import algorithm_class, evaluate_sb3_episodes, make_sb3_vec_env
+
+    vec = make_sb3_vec_env("GlimpseCatch-v0", 4, 4, seed=0, holdout=0.1)
+    cls, policy = algorithm_class("ppo")
+    model = cls(policy, vec, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu")
+    model.learn(128)
+    caught = evaluate_sb3_episodes(model, "GlimpseCatch-v0", {}, "test", range(40), 16)
+    assert caught.shape == (40,) and caught.dtype == bool
+    again = evaluate_sb3_episodes(model, "GlimpseCatch-v0", {}, "test", range(40), 8)
+    np.testing.assert_array_equal(caught, again)  # the same 40 games, whatever the batch
+    assert isinstance(vec.venv.unwrapped.core.image_pool, range)  # 2**31 games: no tensor

@@ -4,19 +4,27 @@
     python train_reinforce.py --resume                 # continue the run from its last checkpoint
     python train_reinforce.py --test                   # score the run's best checkpoint on test
     python train_reinforce.py --env GlimpseClutteredMNIST-v0 --epochs 200
+    torchrun --standalone --nproc_per_node=4 train_reinforce.py --batch-size 32   # 4 GPUs
 
 Every option of the original implementation's ``config.py`` has a flag here. The run folder
 (``--ckpt-dir``, default ``runs/<run name>``) holds ``last.pt`` and ``best.pt`` (atomic
 writes), ``metrics.csv``/``metrics.json`` (one row per epoch) and, in ``--log-dir``, the
 TensorBoard events and the episode figures. Ctrl-C stops cleanly: ``--resume`` continues from
 the last completed epoch, bit-exactly on the CPU.
+
+Started by ``torchrun`` (``agents.distributed``), each process trains on its own device and
+plays ``--batch-size`` images of every global batch, the gradients are summed over the
+processes, and rank 0 alone validates, logs and writes the run folder; ``--test`` splits the
+test images over the processes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
+import math
 import pathlib
 import signal
 import sys
@@ -40,16 +48,20 @@ from agents.checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
+from agents.distributed import SINGLE, DistributedError, Group
 from agents.figures import episode_figures
 from agents.ram import RAM, RAMConfig
-from agents.reinforce import compile_step, evaluate, train_epoch
-from ram_env.core import GlimpseConfig, check_int, resolve_device
+from agents.reinforce import Shards, compile_step, correct_answers, evaluate, train_epoch
+from ram_env.core import GlimpseConfig, check_int
 from ram_env.datasets import PIXEL_STATS, holdout_split
 from ram_env.render import save_figures
 from ram_env.vector import GlimpseVectorEnv
 
 #: Settings that may change when a run is resumed; any other difference is an error.
-RESUMABLE_CHANGES = {"epochs", "train_patience", "threads", "plot_every", "resume", "compile", "M"}
+RESUMABLE_CHANGES = {
+    "epochs", "train_patience", "threads", "plot_every", "resume", "compile", "M", "accumulate",
+    "world_size",
+}  # fmt: skip
 #: Each task's recipe: the defaults that differ from the flags' own (which are GlimpseMNIST-v0's).
 #: A flag given on the command line wins. Why these values: docs/recipe.md.
 TASK_RECIPES: dict[str, dict[str, Any]] = {
@@ -84,6 +96,7 @@ class Args:
     python train_reinforce.py --resume                 # continue the run from its last checkpoint
     python train_reinforce.py --test                   # score the run's best checkpoint on test
     python train_reinforce.py --env GlimpseClutteredMNIST-v0 --epochs 200
+    torchrun --standalone --nproc_per_node=4 train_reinforce.py --batch-size 32   # 4 GPUs
 
     Defaults: the task's own retina (``ram_env.TASKS``) and recipe (``TASK_RECIPES``, why in
     docs/recipe.md); with --resume or --test, the saved run's settings (a flag given wins, and
@@ -118,7 +131,12 @@ class Args:
     glimpse_stats: Literal["dataset", "mnist"] = "dataset"
     """standardise glimpses with the task dataset's pixel statistics or MNIST's"""
     batch_size: int = 128
-    """images per batch"""
+    """images per batch, per process under torchrun (the global batch is batch-size x processes
+    x accumulate)"""
+    accumulate: int = 1
+    """batches each process plays per optimizer step, gradients added up; with several batches
+    per step in all (processes x accumulate > 1) each is seeded by (seed, epoch, step, batch),
+    so a run trains the same on any split of them, e.g. 2 processes or 1 with --accumulate 2"""
     samples_per_image: int = 1
     """episodes per image in a batch (K); K > 1 uses the leave-one-out mean reward of the
     image's other episodes as REINFORCE baseline"""
@@ -146,7 +164,8 @@ class Args:
     seed: int = 1
     """seed of everything (in [0, 2**63))"""
     device: str = "auto"
-    """auto (CUDA if present), cpu, cuda or cuda:N"""
+    """auto (CUDA if present), cpu, cuda or cuda:N; under torchrun auto or cuda mean each
+    process's cuda:LOCAL_RANK"""
     threads: int | None = None
     """torch CPU threads (default: torch's)"""
     compile: Literal["auto", "on", "off"] = "auto"
@@ -209,8 +228,8 @@ class Args:
 #: Integer settings that must be >= 1 (``None``, where allowed, means "the default").
 POSITIVE_INTS = (
     "glimpse_hidden", "location_hidden", "glimpse_features", "core_size", "policy_hidden",
-    "batch_size", "samples_per_image", "epochs", "lr_patience", "train_patience", "train_subset",
-    "M", "eval_batch_size", "threads",
+    "batch_size", "accumulate", "samples_per_image", "epochs", "lr_patience", "train_patience",
+    "train_subset", "M", "eval_batch_size", "threads",
 )  # fmt: skip
 
 
@@ -287,10 +306,10 @@ def task_kwargs(args: Args) -> dict[str, Any]:
     return {**ram_env.TASKS[args.env], **{name: getattr(args, name) for name in RETINA}}
 
 
-def run_config(args: Args) -> dict[str, Any]:
+def run_config(args: Args, world_size: int = 1) -> dict[str, Any]:
     """Every setting of the run as plain values, stored in checkpoints: ``Args`` without the
     mode flags, plus what follows from it (``env_kwargs``, the ``RAMConfig`` as ``model``, the
-    run name and folders)."""
+    run name and folders) and the number of processes (``world_size``)."""
     env_kwargs = task_kwargs(args)
     patch = env_kwargs["patch_size"]
     mean, std = PIXEL_STATS[env_kwargs["dataset"] if args.glimpse_stats == "dataset" else "mnist"]
@@ -307,6 +326,7 @@ def run_config(args: Args) -> dict[str, Any]:
     )
     config = {key: value for key, value in asdict(args).items() if key not in MODE_FLAGS[1:]}
     config.update(run_name=run_name(args), env_kwargs=env_kwargs, model=model.to_dict())
+    config["world_size"] = world_size
     config["ckpt_dir"] = run_folder(args)
     config["log_dir"] = args.log_dir or config["ckpt_dir"]
     return config
@@ -351,13 +371,23 @@ def write_metrics(history: list[dict], folder: pathlib.Path) -> None:
 
 
 #: What a run saved before a setting existed trained with (so such runs still resume).
-LEGACY_SETTINGS = {"samples_per_image": 1, "reinforce_weight": 1.0, "glimpse_stats": "mnist"}
+LEGACY_SETTINGS = {
+    "samples_per_image": 1, "reinforce_weight": 1.0, "glimpse_stats": "mnist", "accumulate": 1,
+    "world_size": 1,
+}  # fmt: skip
+
+
+def shard_count(config: dict) -> int:
+    """Batches of ``--batch-size`` images per optimizer step: processes x ``--accumulate``."""
+    return config["world_size"] * config["accumulate"]
 
 
 def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:
     """Raise ``CheckpointError`` naming every setting that differs from the saved run.
 
     ``--epochs`` may change only under the plateau schedule: the cosine schedule is fixed by it.
+    The number of processes and ``--accumulate`` may change if their product (``shard_count``)
+    does not: the global batch and every batch's randomness stay the same.
     Settings a checkpoint predates count with the values it was trained with
     (``LEGACY_SETTINGS``, ``RAMConfig``'s defaults for the model).
     """
@@ -366,9 +396,20 @@ def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:
     resumable = RESUMABLE_CHANGES - ({"epochs"} if saved.get("lr_schedule") == "cosine" else set())
     keys = (set(saved) | set(current)) - resumable - set(RETINA)  # env_kwargs holds the retina
     differ = sorted(key for key in keys if saved.get(key) != current.get(key))
-    if differ:
-        details = "; ".join(f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}" for k in differ)
-        raise CheckpointError(f"{path} was trained with other settings ({details})")
+    details = [f"{k}: saved {saved.get(k)!r}, now {current.get(k)!r}" for k in differ]
+    shards, processes = shard_count(saved), current["world_size"]
+    if shards != shard_count(current):
+        hint = (
+            f"give --accumulate {shards // processes}"
+            if shards % processes == 0
+            else f"{shards} batches do not split over {processes} processes"
+        )
+        details.append(
+            f"batches per step (processes x --accumulate): saved {saved['world_size']} x "
+            f"{saved['accumulate']}, now {processes} x {current['accumulate']}: {hint}"
+        )
+    if details:
+        raise CheckpointError(f"{path} was trained with other settings ({'; '.join(details)})")
 
 
 def build_model(config: dict, device: torch.device) -> RAM:
@@ -409,22 +450,28 @@ def test_settings(args: Args, saved: dict, path: pathlib.Path) -> dict[str, Any]
     return settings
 
 
-def test(args: Args, config: dict, device: torch.device) -> dict[str, float]:
+def test(args: Args, config: dict, device: torch.device, group: Group = SINGLE) -> dict[str, float]:
     """Test error (%) of a checkpoint over the whole test split, each image exactly once:
     sampled policy with M=1 and M=--M (probabilities averaged), and the mean policy.
 
     One number per ``--seed``: start fixations and policy noise are keyed by image, sample and
-    seed (``agents.reinforce.evaluate``), whatever ``--M`` and ``--eval-batch-size``."""
+    seed (``agents.reinforce.evaluate``), whatever ``--M`` and ``--eval-batch-size``, and
+    whatever the processes: each plays its part of the images (``Group.shard``) and the right
+    answers are summed. Rank 0 prints and writes the result."""
     path = pathlib.Path(args.checkpoint or pathlib.Path(config["ckpt_dir"]) / "best.pt")
     model, payload = load_agent(path, device)
     saved = test_settings(args, payload["config"], path)
     env = make_env(saved, "test", args.eval_batch_size * args.M, device)
     indices = torch.arange(env.unwrapped.num_images, device=device)
+    mine = group.shard(indices)
     settings = {"M=1": (1, False), f"M={args.M}": (args.M, False), "mean policy": (1, True)}
     errors = {}
     for label, (samples, mean_policy) in settings.items():
-        accuracy = evaluate(model, env, indices, samples, saved["std"], args.seed, mean_policy)
+        correct = correct_answers(model, env, mine, samples, saved["std"], args.seed, mean_policy)
+        accuracy = float(group.sum_(correct)) / len(indices)
         errors[label] = round(100.0 * (1.0 - accuracy), 3)
+    if not group.is_main:
+        return errors
     glimpses = saved["env_kwargs"]["n_glimpses"]
     print(
         f"{saved['env']}: test error (%) over {len(indices)} images, {path} "
@@ -447,7 +494,14 @@ def test(args: Args, config: dict, device: torch.device) -> dict[str, float]:
     return errors
 
 
-def train(config: dict, device: torch.device) -> None:
+def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
+    """Train the run ``config`` on ``device``, resuming it with ``config["resume"]``.
+
+    With several processes (``group``, started by torchrun) every process runs this function:
+    each plays its batches of every optimizer step (``agents.reinforce.Shards``) and they add
+    up their gradients; rank 0 alone validates (and hands the accuracy to the others, which
+    wait for it), logs and writes the run folder; every process reads ``last.pt`` on resume.
+    """
     ckpt_dir, log_dir = pathlib.Path(config["ckpt_dir"]), pathlib.Path(config["log_dir"])
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
     earlier = [name for name in RUN_FILES if (ckpt_dir / name).exists()]
@@ -456,13 +510,21 @@ def train(config: dict, device: torch.device) -> None:
             f"{ckpt_dir} holds another run ({', '.join(earlier)}): continue it with --resume, "
             "test it with --test, or start another run with --run-name or --ckpt-dir"
         )
-    ckpt_dir.mkdir(parents=True, exist_ok=True)
+    group.barrier()  # every process has looked at the folder before rank 0 writes in it
+    main = group.is_main
+    if main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config["seed"])
     episodes = config["batch_size"] * config["samples_per_image"]
     train_env = make_env(config, "train", episodes, device)
-    valid_env = make_env(config, "train", config["eval_batch_size"], device, fixed_canvases=True)
+    valid_env = (
+        make_env(config, "train", config["eval_batch_size"], device, fixed_canvases=True)
+        if main  # rank 0 alone validates
+        else None
+    )
     train_env.reset(seed=config["seed"])
-    valid_env.reset(seed=config["seed"] + 1)
+    if valid_env is not None:
+        valid_env.reset(seed=config["seed"] + 1)
     train_images, valid_images = split_train_validation(train_env.unwrapped.num_images, config)
     valid_images = valid_images.to(device)
     model = build_model(config, device)
@@ -477,7 +539,7 @@ def train(config: dict, device: torch.device) -> None:
             optimizer, mode="max", factor=0.1, patience=config["lr_patience"]
         )
     noise = torch.Generator(device).manual_seed(config["seed"])
-    shuffle = torch.Generator().manual_seed(config["seed"])
+    shuffle = torch.Generator().manual_seed(config["seed"])  # the same order in every process
     epoch, best, best_epoch, history = 0, -1.0, 0, []
     if config["resume"]:
         payload = load_checkpoint(last_path)  # on the CPU: generator states must be there
@@ -490,19 +552,28 @@ def train(config: dict, device: torch.device) -> None:
         noise.set_state(rng["noise"])
         shuffle.set_state(rng["shuffle"])
         train_env.unwrapped.set_rng_state(rng["train_env"])
-        valid_env.unwrapped.set_rng_state(rng["valid_env"])
+        if valid_env is not None:
+            valid_env.unwrapped.set_rng_state(rng["valid_env"])
         epoch, best, best_epoch = payload["epoch"], payload["best_accuracy"], payload["best_epoch"]
         history = payload["history"]
-        if history:  # a crash between the checkpoint and the metrics files loses no row
+        if history and main:  # a crash between the checkpoint and the metrics files loses no row
             write_metrics(history, ckpt_dir)
         print(f"resumed {last_path} after epoch {epoch} (best validation {100 * best:.2f}%)")
-    writer = SummaryWriter(log_dir, purge_step=epoch + 1)
+    group.broadcast_parameters(model)
+    writer = SummaryWriter(log_dir, purge_step=epoch + 1) if main else None
+    shards = shard_count(config)
+    global_batch = config["batch_size"] * shards
     print(
         f"{config['env']} on {device}: {len(train_images)} train / {len(valid_images)} validation "
-        f"images, batch {config['batch_size']}, {sum(p.numel() for p in model.parameters())} params"
+        f"images, batch {config['batch_size']}"
+        + (f" x {shards} = {global_batch}" if shards > 1 else "")
+        + f", {sum(p.numel() for p in model.parameters())} params"
+        + (f", {group.world_size} processes" if group.parallel else "")
     )
-    images_per_epoch = len(train_images) // config["batch_size"] * config["batch_size"]
-    epochs_bar = tqdm(total=config["epochs"], initial=epoch, unit="epoch", desc="epochs")
+    images_per_epoch = len(train_images) // global_batch * global_batch
+    epochs_bar = tqdm(
+        total=config["epochs"], initial=epoch, unit="epoch", desc="epochs", disable=not main
+    )
     while epoch < config["epochs"] and epoch - best_epoch < config["train_patience"]:
         order = train_images[torch.randperm(len(train_images), generator=shuffle)].to(device)
         start = time.perf_counter()
@@ -512,6 +583,7 @@ def train(config: dict, device: torch.device) -> None:
             unit_scale=True,
             leave=False,
             desc=f"epoch {epoch + 1}",
+            disable=not main,
         ) as batches_bar:
             stats = train_epoch(
                 model,
@@ -520,14 +592,22 @@ def train(config: dict, device: torch.device) -> None:
                 order,
                 config["std"],
                 noise,
-                on_batch=batches_bar.update,
+                on_batch=lambda images: batches_bar.update(images * group.world_size),
                 samples=config["samples_per_image"],
                 reinforce_weight=config["reinforce_weight"],
+                shards=(
+                    Shards.of_process(group, config["accumulate"], config["seed"], epoch)
+                    if shards > 1
+                    else None
+                ),
             )
         seconds = time.perf_counter() - start
         elapsed = history[-1].get("elapsed_seconds", 0.0) if history else 0.0
-        valid_accuracy = evaluate(
-            model, valid_env, valid_images, 1, config["std"], config["seed"] + 1, mean_policy=True
+        valid_accuracy = group.broadcast_float(
+            evaluate(model, valid_env, valid_images, 1, config["std"], config["seed"] + 1, True)
+            if valid_env is not None
+            else math.nan,
+            device,
         )
         if config["lr_schedule"] == "cosine":
             scheduler.step()
@@ -550,37 +630,38 @@ def train(config: dict, device: torch.device) -> None:
             "images_per_second": round(images_per_epoch / seconds, 1),
         }
         history.append(record)
-        for name, value in record.items():
-            if name != "epoch":
-                writer.add_scalar(name.replace("_", "/", 1), value, epoch)
-        payload = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "noise": noise.get_state(),
-                "shuffle": shuffle.get_state(),
-                "train_env": train_env.unwrapped.get_rng_state(),
-                "valid_env": valid_env.unwrapped.get_rng_state(),
-            },
-            "epoch": epoch,
-            "best_accuracy": best,
-            "best_epoch": best_epoch,
-            "history": history,
-            "config": config,
-        }
-        if improved:
-            save_checkpoint(payload, best_path)
-        save_checkpoint(payload, last_path)
-        write_metrics(history, ckpt_dir)
-        if config["plot_every"] and epoch % config["plot_every"] == 0:
-            figures = episode_figures(
-                model, config["env"], config["env_kwargs"], device, seed=config["seed"]
-            )
-            save_figures(figures, log_dir / "figures" / f"epoch_{epoch:03d}")
-            writer.add_image("episodes/fixations", figures["bbox"], epoch, dataformats="HWC")
-            writer.add_image("episodes/glimpses", figures["glimpses"], epoch, dataformats="HWC")
+        if main:
+            for name, value in record.items():
+                if name != "epoch":
+                    writer.add_scalar(name.replace("_", "/", 1), value, epoch)
+            payload = {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": {
+                    "torch": torch.get_rng_state(),
+                    "noise": noise.get_state(),
+                    "shuffle": shuffle.get_state(),
+                    "train_env": train_env.unwrapped.get_rng_state(),
+                    "valid_env": valid_env.unwrapped.get_rng_state(),
+                },
+                "epoch": epoch,
+                "best_accuracy": best,
+                "best_epoch": best_epoch,
+                "history": history,
+                "config": config,
+            }
+            if improved:
+                save_checkpoint(payload, best_path)
+            save_checkpoint(payload, last_path)
+            write_metrics(history, ckpt_dir)
+            if config["plot_every"] and epoch % config["plot_every"] == 0:
+                figures = episode_figures(
+                    model, config["env"], config["env_kwargs"], device, seed=config["seed"]
+                )
+                save_figures(figures, log_dir / "figures" / f"epoch_{epoch:03d}")
+                writer.add_image("episodes/fixations", figures["bbox"], epoch, dataformats="HWC")
+                writer.add_image("episodes/glimpses", figures["glimpses"], epoch, dataformats="HWC")
         epochs_bar.update(1)
         epochs_bar.set_postfix(
             loss=f"{stats['loss']:.3f}",
@@ -590,7 +671,9 @@ def train(config: dict, device: torch.device) -> None:
             img_s=f"{record['images_per_second']:.0f}",
         )
     epochs_bar.close()
-    writer.close()
+    if writer is not None:
+        writer.close()
+    group.barrier()  # best.pt and last.pt are written before any process reads them
     print(
         f"best validation accuracy {100 * best:.2f}% at epoch {best_epoch}; "
         f"checkpoints in {ckpt_dir}"
@@ -614,24 +697,37 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     try:
-        device = resolve_device(args.device)
+        group = Group.from_environment()  # SINGLE unless started by torchrun
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    try:
+        device = group.device(args.device)
     except (ValueError, RuntimeError) as error:  # before any run folder exists
         print(f"error: --device: {error}", file=sys.stderr)
         return 2
-    config = run_config(args)
+    group.start(device)
+    # Rank 0 alone speaks on stdout (every process reports its errors on stderr).
+    quiet = contextlib.nullcontext() if group.is_main else contextlib.redirect_stdout(None)
+    config = run_config(args, group.world_size)
     try:
-        if args.test:
-            test(args, config, device)
-            return 0
-        train(config, device)
-        print("testing the best checkpoint:")
-        test(args, config, device)
+        group.check_same(config, "settings")
+        with quiet:
+            if args.test:
+                test(args, config, device, group)
+                return 0
+            train(config, device, group)
+            print("testing the best checkpoint:")
+            test(args, config, device, group)
     except KeyboardInterrupt:
-        print(f"\ninterrupted: continue with --resume (checkpoints in {config['ckpt_dir']})")
+        if group.is_main:
+            print(f"\ninterrupted: continue with --resume (checkpoints in {config['ckpt_dir']})")
         return 130
-    except CheckpointError as error:
+    except (CheckpointError, DistributedError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    finally:
+        group.close()
     return 0
 
 

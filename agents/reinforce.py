@@ -22,6 +22,7 @@ the sample sent to the env.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ import torch
 from torch.distributions import Normal
 from torch.nn import functional as F
 
+from agents.distributed import SINGLE, Group
 from agents.ram import RAM
 from ram_env.canvas import episode_key, hash_normal
 from ram_env.vector import GlimpseVectorEnv, index_sweep
@@ -37,7 +39,17 @@ from ram_env.vector import GlimpseVectorEnv, index_sweep
 #: streams 0 and 1 of the same key for the start fixation).
 NOISE_STREAM = 1000
 
-__all__ = ["Rollout", "compile_step", "evaluate", "hybrid_loss", "rollout", "train_epoch"]
+__all__ = [
+    "Rollout",
+    "Shards",
+    "compile_step",
+    "correct_answers",
+    "evaluate",
+    "hybrid_loss",
+    "rollout",
+    "shard_seeds",
+    "train_epoch",
+]
 
 
 def compile_step(model: RAM, device: torch.device, batch: int) -> None:
@@ -90,6 +102,7 @@ def rollout(
     noise: torch.Generator | torch.Tensor | None,
     samples: torch.Tensor | int = 0,
     keep_glimpses: bool = False,
+    seed: int | None = None,
 ) -> Rollout:
     """Play one episode in every sub-env of ``env`` on images ``indices`` (int64 ``[B]``).
 
@@ -104,10 +117,13 @@ def rollout(
         samples: int or int64 ``[B]``, each episode's sample number (the env's ``"samples"``
             reset option: it keys the start fixation on fixed canvases).
         keep_glimpses: also return every glimpse (``Rollout.glimpses``), for pictures.
+        seed: reseed the env at the reset (``env.reset(seed=seed)``): the canvases and start
+            fixations are then a function of ``seed`` and ``indices`` alone; ``None`` goes on
+            with the env's stream.
     """
     batch, device = env.num_envs, env.device
     torch.compiler.cudagraph_mark_step_begin()  # earlier episodes' CUDA-graph outputs are free
-    obs, _ = env.reset(options={"indices": indices, "samples": samples})
+    obs, _ = env.reset(seed=seed, options={"indices": indices, "samples": samples})
     state = model.initial_state(batch, device)
     no_answer = torch.zeros(batch, dtype=torch.int64, device=device)
     log_pi, baselines, fixations, glimpses = [], [], [], []
@@ -175,6 +191,54 @@ def hybrid_loss(
     }
 
 
+def shard_seeds(seed: int, epoch: int, step: int, shard: int) -> tuple[int, int]:
+    """The seeds ``(env, noise)`` of shard ``shard`` of optimizer step ``step`` in epoch
+    ``epoch`` (0-based) of a run seeded ``seed``: two ints in ``[0, 2**63)``, a pure function of
+    the four (BLAKE2b), so a shard plays the same episodes in whichever process plays it."""
+    text = f"ram-env shard {seed} {epoch} {step} {shard}".encode()
+    digest = hashlib.blake2b(text, digest_size=16).digest()
+    return int.from_bytes(digest[:8], "little") >> 1, int.from_bytes(digest[8:], "little") >> 1
+
+
+@dataclass(frozen=True)
+class Shards:
+    """Data-parallel training (``agents.distributed``): this process's part of every batch.
+
+    Each optimizer step plays a global batch of ``count`` shards of ``env.num_envs`` episodes
+    (``n = env.num_envs / samples`` images each): shard ``s`` of step ``j`` plays images
+    ``(j * count + s) * n`` to ``(j * count + s + 1) * n - 1`` of the epoch's order, all ``K``
+    episodes of each (so the leave-one-out control variate stays within a shard). This process
+    plays the shards in ``mine`` and adds up their gradients, ``group`` sums the gradients over
+    the processes, then every process takes the same optimizer step. Each shard's loss is
+    divided by ``count``: the step follows the gradient of the mean loss over the global batch.
+
+    The randomness of a shard (the env's canvases and start fixations, the policy noise) is
+    seeded by ``shard_seeds(seed, epoch, j, s)``, so an epoch is the same whichever process
+    plays which shard: 2 processes x 1 shard each train as 1 process x 2 shards (up to the
+    float rounding of the gradient sums).
+
+    Attributes:
+        count: shards per optimizer step (processes x shards per process).
+        mine: the shards this process plays, a range within ``[0, count)``.
+        seed: the run's seed.
+        epoch: the epoch (0-based), which keys the shards' randomness.
+        group: the processes (``SINGLE`` when this process plays every shard).
+    """
+
+    count: int
+    mine: range
+    seed: int
+    epoch: int
+    group: Group = SINGLE
+
+    @classmethod
+    def of_process(cls, group: Group, per_process: int, seed: int, epoch: int) -> Shards:
+        """``per_process`` consecutive shards for each process of ``group``, rank by rank."""
+        first = group.rank * per_process
+        mine = range(first, first + per_process)
+        return cls(group.world_size * per_process, mine, seed, epoch, group)
+
+
 def train_epoch(
     model: RAM,
     env: GlimpseVectorEnv,
@@ -185,6 +249,7 @@ def train_epoch(
     on_batch: Callable[[int], None] | None = None,
     samples: int = 1,
     reinforce_weight: float = 1.0,
+    shards: Shards | None = None,
 ) -> dict[str, float]:
     """One pass over ``indices`` (already shuffled), ``env.num_envs`` episodes per batch.
 
@@ -194,36 +259,84 @@ def train_epoch(
     is called after every batch (progress bars). Returns the epoch means
     of the loss terms, ``accuracy`` (= mean reward), and fixation statistics: ``fixation_abs``
     (mean ``|l|`` per coordinate) and ``fixation_border`` (fraction of fixations at a border).
+
+    With ``shards`` (data-parallel training, see ``Shards``) an optimizer step takes a global
+    batch of ``shards.count`` batches, of which this process plays ``shards.mine``, reseeding
+    ``generator`` and the env for each; ``on_batch`` counts this process's images, and the
+    means are over every process's batches.
     """
     model.train()
     if samples < 1 or env.num_envs % samples:
         raise ValueError(f"num_envs={env.num_envs} is not a multiple of samples={samples}")
     batch = env.num_envs // samples  # images per batch
+    count, mine = (1, range(1)) if shards is None else (shards.count, shards.mine)
     totals: dict[str, torch.Tensor] = {}
-    batches = len(indices) // batch
-    if batches == 0:
-        raise ValueError(f"{len(indices)} training images make no batch of {batch}")
-    for start in range(0, batches * batch, batch):
-        images = indices[start : start + batch].repeat(samples)
-        episodes = rollout(model, env, images, std, generator)
-        losses = hybrid_loss(episodes, reinforce_weight, samples)
+    steps = len(indices) // (batch * count)
+    if steps == 0:
+        raise ValueError(f"{len(indices)} training images make no batch of {batch * count}")
+    for step in range(steps):
         optimizer.zero_grad(set_to_none=True)
-        losses["loss"].backward()
+        for shard in mine:
+            start = (step * count + shard) * batch
+            images = indices[start : start + batch].repeat(samples)
+            env_seed = None
+            if shards is not None:
+                env_seed, noise_seed = shard_seeds(shards.seed, shards.epoch, step, shard)
+                generator.manual_seed(noise_seed)
+            episodes = rollout(model, env, images, std, generator, seed=env_seed)
+            losses = hybrid_loss(episodes, reinforce_weight, samples)
+            (losses["loss"] / count if count > 1 else losses["loss"]).backward()
+            stats = {
+                **{name: value.detach() for name, value in losses.items()},
+                "accuracy": episodes.reward.mean(),  # the answer is the argmax: reward 1 iff right
+                "fixation_abs": episodes.fixations.abs().mean(),
+                "fixation_border": (episodes.fixations.abs() >= 1.0).any(-1).float().mean(),
+            }
+            for name, value in stats.items():
+                totals[name] = totals.get(name, 0) + value
+            if on_batch is not None:
+                on_batch(batch)
+        if shards is not None:
+            shards.group.sum_gradients(model.parameters())
         optimizer.step()
-        stats = {
-            **{name: value.detach() for name, value in losses.items()},
-            "accuracy": episodes.reward.mean(),  # the answer is the argmax: reward 1 iff right
-            "fixation_abs": episodes.fixations.abs().mean(),
-            "fixation_border": (episodes.fixations.abs() >= 1.0).any(-1).float().mean(),
-        }
-        for name, value in stats.items():
-            totals[name] = totals.get(name, 0) + value
-        if on_batch is not None:
-            on_batch(batch)
-    return {name: float(total) / batches for name, total in totals.items()}
+    if shards is not None:  # every process's batches
+        summed = shards.group.sum_(torch.stack(list(totals.values())))
+        totals = dict(zip(totals, summed, strict=True))
+    return {name: float(total) / (steps * count) for name, total in totals.items()}
 
 
 @torch.no_grad()
+def correct_answers(
+    model: RAM,
+    env: GlimpseVectorEnv,
+    indices: torch.Tensor,
+    samples: int,
+    std: float,
+    seed: int,
+    mean_policy: bool = False,
+) -> torch.Tensor:
+    """How many of the images ``indices`` ``evaluate`` answers right: an int64 scalar on
+    ``env.device`` (0 for no images), ready to be summed over processes."""
+    if env.num_envs % samples:
+        raise ValueError(f"num_envs={env.num_envs} is not a multiple of samples={samples}")
+    if mean_policy and samples != 1:
+        raise ValueError("the mean policy is deterministic: use samples=1")
+    model.eval()
+    indices = torch.as_tensor(indices, device=env.device)
+    env.reset(seed=seed)  # keys the start fixations of fixed canvases
+    chunk = env.num_envs // samples
+    sample_ids = torch.arange(samples, device=env.device).repeat_interleave(chunk)
+    correct = torch.zeros((), dtype=torch.int64, device=env.device)
+    for images, valid in index_sweep(indices, chunk):
+        images = images.repeat(samples)
+        keys = None if mean_policy else episode_key(images, sample_ids, seed)
+        episodes = rollout(model, env, images, std, keys, samples=sample_ids)
+        probs = episodes.log_probs.exp().view(samples, chunk, -1).mean(dim=0)
+        predicted = probs.argmax(dim=-1)[:valid]
+        correct += (predicted == episodes.targets[:valid]).sum()
+    return correct
+
+
 def evaluate(
     model: RAM,
     env: GlimpseVectorEnv,
@@ -243,25 +356,10 @@ def evaluate(
     On fixed canvases (the test split, fixed validation canvases) the result is one number per
     ``seed``: episode ``m`` of image ``i`` starts at a fixation keyed by ``(i, m, seed)`` (the
     env is reset with ``seed``) and draws its policy noise from the same key, so neither the
-    batch size nor ``samples`` nor the order of ``indices`` changes what any episode sees. (The
-    network's arithmetic may still round differently for another batch shape, by about 1e-7,
-    which can flip an answer that sits exactly on a decision boundary.)
+    batch size nor ``samples`` nor the order of ``indices`` changes what any episode sees (nor
+    which process plays it: ``correct_answers`` counts a part). (The network's arithmetic may
+    still round differently for another batch shape, by about 1e-7, which can flip an answer
+    that sits exactly on a decision boundary.)
     """
-    if env.num_envs % samples:
-        raise ValueError(f"num_envs={env.num_envs} is not a multiple of samples={samples}")
-    if mean_policy and samples != 1:
-        raise ValueError("the mean policy is deterministic: use samples=1")
-    model.eval()
-    indices = torch.as_tensor(indices, device=env.device)
-    env.reset(seed=seed)  # keys the start fixations of fixed canvases
-    chunk = env.num_envs // samples
-    sample_ids = torch.arange(samples, device=env.device).repeat_interleave(chunk)
-    correct = torch.zeros((), device=env.device)
-    for images, valid in index_sweep(indices, chunk):
-        images = images.repeat(samples)
-        keys = None if mean_policy else episode_key(images, sample_ids, seed)
-        episodes = rollout(model, env, images, std, keys, samples=sample_ids)
-        probs = episodes.log_probs.exp().view(samples, chunk, -1).mean(dim=0)
-        predicted = probs.argmax(dim=-1)[:valid]
-        correct += (predicted == episodes.targets[:valid]).sum()
+    correct = correct_answers(model, env, indices, samples, std, seed, mean_policy)
     return float(correct) / len(indices)

@@ -32,6 +32,7 @@ import textwrap
 import time
 import warnings
 from dataclasses import asdict, dataclass, fields, replace
+from functools import partial
 from typing import Any, Literal
 
 import gymnasium as gym
@@ -50,9 +51,11 @@ from agents.checkpoint import (
 )
 from agents.distributed import SINGLE, DistributedError, Group
 from agents.figures import episode_figures
+from agents.game import evaluate_game, train_games
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import Shards, compile_step, correct_answers, evaluate, train_epoch
-from ram_env.core import GlimpseConfig, check_int
+from ram_env.catch import MOVES, VALIDATION_GAMES, CatchConfig
+from ram_env.core import NUM_CLASSES, GlimpseConfig, check_int
 from ram_env.datasets import PIXEL_STATS, holdout_split
 from ram_env.render import save_figures
 from ram_env.vector import GlimpseVectorEnv
@@ -63,11 +66,13 @@ RESUMABLE_CHANGES = {
     "world_size",
 }  # fmt: skip
 #: Each task's recipe: the defaults that differ from the flags' own (which are GlimpseMNIST-v0's).
+#: Catch: the paper's LSTM core (section 4.2).
 #: A flag given on the command line wins. Why these values: docs/recipe.md.
 TASK_RECIPES: dict[str, dict[str, Any]] = {
     "GlimpseTranslatedMNIST-v0": {"std": 0.17, "epochs": 300},
     "GlimpseClutteredMNIST-v0": {"std": 0.17, "epochs": 300},
     "GlimpseClutteredMNIST100-v0": {"std": 0.17, "epochs": 300},
+    "GlimpseCatch-v0": {"core": "lstm", "epochs": 200, "eval_batch_size": 500},
 }
 #: Files of a run folder that a new run (without ``--resume``) must never overwrite.
 RUN_FILES = ("last.pt", "best.pt", "metrics.json", "metrics.csv")
@@ -85,7 +90,14 @@ RETINA = ("n_glimpses", "patch_size", "n_scales", "scale_factor")
 #: The mode flags: how this invocation runs, never a setting of the run.
 MODE_FLAGS = ("resume", "test", "checkpoint")
 
-EnvId = Literal[tuple(sorted(ram_env.TASKS))]  # type: ignore[valid-type]
+EnvId = Literal[tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))]  # type: ignore[valid-type]
+#: A game's epoch: this many random training games (its 2**31 games are never all played).
+GAMES_PER_EPOCH = 25_600
+
+
+def is_game(env: str) -> bool:
+    """Whether ``env`` is a game (Catch: pure REINFORCE, ``agents.game``), not a digit task."""
+    return env in ram_env.GAMES
 
 
 @dataclass
@@ -189,7 +201,12 @@ class Args:
     @classmethod
     def for_task(cls, env: str) -> Args:
         """The defaults of task ``env``: its retina and its recipe."""
-        retina = {name: ram_env.TASKS[env][name] for name in RETINA if name in ram_env.TASKS[env]}
+        if is_game(env):
+            game = CatchConfig(**ram_env.GAMES[env])
+            retina = {name: getattr(game, name) for name in RETINA}
+        else:
+            task = ram_env.TASKS[env]
+            retina = {name: task[name] for name in RETINA if name in task}
         return cls(env=env, **retina, **TASK_RECIPES.get(env, {}))
 
     @classmethod
@@ -198,6 +215,8 @@ class Args:
         saved = {**LEGACY_SETTINGS, **config, **{name: None for name in ("checkpoint",)}}
         saved.update({name: saved["env_kwargs"].get(name, 1 if name == "n_scales" else 2)
                       for name in RETINA})  # fmt: skip
+        if is_game(saved["env"]):  # a game's length is its own
+            saved["n_glimpses"] = CatchConfig(**saved["env_kwargs"]).n_glimpses
         known = {field.name for field in fields(cls)}
         model = saved.get("model") or {}
         saved.update({name: model[name] for name in MODEL_FLAGS if name in model})
@@ -222,7 +241,17 @@ class Args:
                 "--valid-size must be in (0, 1): validation picks the best checkpoint, "
                 f"got {self.valid_size}"
             )
-        GlimpseConfig.from_kwargs(task_kwargs(self))
+        if not is_game(self.env):
+            GlimpseConfig.from_kwargs(task_kwargs(self))
+            return
+        game = CatchConfig.from_kwargs(task_kwargs(self))
+        if self.n_glimpses != game.n_glimpses:
+            raise ValueError(
+                f"--n-glimpses {self.n_glimpses}: a {self.env} game lasts {game.n_glimpses} "
+                "steps (the ball's fall), one glimpse each"
+            )
+        if self.accumulate != 1 or self.samples_per_image != 1:
+            raise ValueError("--accumulate and --samples-per-image are for the digit tasks")
 
 
 #: Integer settings that must be >= 1 (``None``, where allowed, means "the default").
@@ -302,7 +331,11 @@ def run_folder(args: Args) -> str:
 
 
 def task_kwargs(args: Args) -> dict[str, Any]:
-    """The task's ``gymnasium.make`` kwargs: the env id's, with the retina settings."""
+    """The task's ``gymnasium.make`` kwargs: the env id's, with the retina settings (a game's
+    length is its own: no ``n_glimpses``)."""
+    if is_game(args.env):
+        retina = {name: getattr(args, name) for name in RETINA if name != "n_glimpses"}
+        return {**ram_env.GAMES[args.env], **retina}
     return {**ram_env.TASKS[args.env], **{name: getattr(args, name) for name in RETINA}}
 
 
@@ -312,9 +345,14 @@ def run_config(args: Args, world_size: int = 1) -> dict[str, Any]:
     run name and folders) and the number of processes (``world_size``)."""
     env_kwargs = task_kwargs(args)
     patch = env_kwargs["patch_size"]
-    mean, std = PIXEL_STATS[env_kwargs["dataset"] if args.glimpse_stats == "dataset" else "mnist"]
+    if is_game(args.env):  # binary screens: glimpses as they are; the action network moves
+        (mean, std), outputs = (0.0, 1.0), MOVES
+    else:
+        dataset = env_kwargs["dataset"] if args.glimpse_stats == "dataset" else "mnist"
+        (mean, std), outputs = PIXEL_STATS[dataset], NUM_CLASSES
     model = RAMConfig(
         glimpse_shape=(env_kwargs["n_scales"], patch, patch),
+        num_classes=outputs,
         glimpse_hidden=args.glimpse_hidden,
         location_hidden=args.location_hidden,
         glimpse_features=args.glimpse_features,
@@ -335,21 +373,29 @@ def run_config(args: Args, world_size: int = 1) -> dict[str, Any]:
 def make_env(
     config: dict, split: str, num_envs: int, device: torch.device, fixed_canvases: bool = False
 ) -> GlimpseVectorEnv:
-    """A vector env of the run's task (the test split is always fixed canvases)."""
+    """A vector env of the run's task (the test split is always fixed canvases; a game's
+    games are fixed functions of their index anyway)."""
+    fixed = {} if is_game(config["env"]) else {"fixed_canvases": fixed_canvases or None}
     return gym.make_vec(
         config["env"],
         num_envs=num_envs,
         vectorization_mode="vector_entry_point",
         device=device,
         validate_actions=False,
-        **{**config["env_kwargs"], "split": split, "fixed_canvases": fixed_canvases or None},
+        **{**config["env_kwargs"], "split": split, **fixed},
     )
 
 
-def split_train_validation(num_images: int, config: dict) -> tuple[torch.Tensor, torch.Tensor]:
+def split_train_validation(
+    num_images: int, config: dict
+) -> tuple[torch.Tensor | range, torch.Tensor]:
     """``(train, validation)`` image indices: the last ``valid_size`` of the training split are
     held out (``ram_env.datasets.holdout_split``, the same for every agent), and
-    ``train_subset`` keeps only the first training images."""
+    ``train_subset`` keeps only the first training images. A game holds out its last
+    ``VALIDATION_GAMES`` training games and trains on a ``range`` of the others."""
+    if is_game(config["env"]):
+        cut = num_images - VALIDATION_GAMES
+        return range(0, cut), torch.arange(cut, num_images)
     train, valid = holdout_split(num_images, config["valid_size"])
     if config["train_subset"] is not None:
         train = train[: config["train_subset"]]
@@ -446,7 +492,8 @@ def test_settings(args: Args, saved: dict, path: pathlib.Path) -> dict[str, Any]
     settings = {**saved, "env_kwargs": dict(saved["env_kwargs"])}
     if args.test:
         settings["std"] = args.std
-        settings["env_kwargs"]["n_glimpses"] = args.n_glimpses
+        if not is_game(saved["env"]):
+            settings["env_kwargs"]["n_glimpses"] = args.n_glimpses
     return settings
 
 
@@ -461,6 +508,8 @@ def test(args: Args, config: dict, device: torch.device, group: Group = SINGLE) 
     path = pathlib.Path(args.checkpoint or pathlib.Path(config["ckpt_dir"]) / "best.pt")
     model, payload = load_agent(path, device)
     saved = test_settings(args, payload["config"], path)
+    if is_game(saved["env"]):
+        return test_game(args, saved, model, payload, path, device)
     env = make_env(saved, "test", args.eval_batch_size * args.M, device)
     indices = torch.arange(env.unwrapped.num_images, device=device)
     mine = group.shard(indices)
@@ -492,6 +541,34 @@ def test(args: Args, config: dict, device: torch.device, group: Group = SINGLE) 
     }
     (path.parent / name).write_text(json.dumps(result, indent=1))
     return errors
+
+
+def test_game(
+    args: Args, saved: dict, model: RAM, payload: dict, path: pathlib.Path, device: torch.device
+) -> dict[str, float]:
+    """A game's test: the catch rate (%) over the 1,000 fixed test games, with the mean policy
+    and with sampled fixations and moves (noise keyed by game and ``--seed``); one process."""
+    env = make_env(saved, "test", args.eval_batch_size, device)
+    games = torch.arange(env.unwrapped.num_images, device=device)
+    rates = {
+        label: round(100.0 * evaluate_game(model, env, games, saved["std"], args.seed, mean), 3)
+        for label, mean in (("mean policy", True), ("sampled", False))
+    }
+    print(
+        f"{saved['env']}: catch rate (%) over {len(games)} test games, {path} "
+        f"(epoch {payload['epoch']}), std {saved['std']}, seed {args.seed}:"
+    )
+    for label, rate in rates.items():
+        print(f"  {label:>12}  {rate:.2f}")
+    result = {"checkpoint": str(path), "epoch": payload["epoch"], "std": saved["std"],
+              "seed": args.seed, "catch_rate": rates}  # fmt: skip
+    name = (
+        "test.json"
+        if saved["std"] == payload["config"]["std"]
+        else f"test_std{saved['std']:g}.json"
+    )
+    (path.parent / name).write_text(json.dumps(result, indent=1))
+    return rates
 
 
 def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
@@ -570,12 +647,20 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
         + f", {sum(p.numel() for p in model.parameters())} params"
         + (f", {group.world_size} processes" if group.parallel else "")
     )
-    images_per_epoch = len(train_images) // global_batch * global_batch
+    game = is_game(config["env"])
+    if game and group.parallel:
+        raise DistributedError(f"{config['env']} trains on one process (no torchrun yet)")
+    per_epoch = (config["train_subset"] or GAMES_PER_EPOCH) if game else len(train_images)
+    images_per_epoch = per_epoch // global_batch * global_batch
     epochs_bar = tqdm(
         total=config["epochs"], initial=epoch, unit="epoch", desc="epochs", disable=not main
     )
     while epoch < config["epochs"] and epoch - best_epoch < config["train_patience"]:
-        order = train_images[torch.randperm(len(train_images), generator=shuffle)].to(device)
+        if game:  # fresh random games from the training range (the same in every process)
+            low, high = train_images.start, train_images.stop
+            order = torch.randint(low, high, (per_epoch,), generator=shuffle).to(device)
+        else:
+            order = train_images[torch.randperm(len(train_images), generator=shuffle)].to(device)
         start = time.perf_counter()
         with tqdm(
             total=images_per_epoch,
@@ -585,26 +670,39 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
             desc=f"epoch {epoch + 1}",
             disable=not main,
         ) as batches_bar:
-            stats = train_epoch(
-                model,
-                train_env,
-                optimizer,
-                order,
-                config["std"],
-                noise,
-                on_batch=lambda images: batches_bar.update(images * group.world_size),
-                samples=config["samples_per_image"],
-                reinforce_weight=config["reinforce_weight"],
-                shards=(
-                    Shards.of_process(group, config["accumulate"], config["seed"], epoch)
-                    if shards > 1
-                    else None
-                ),
-            )
+            if game:
+                stats = train_games(
+                    model, train_env, optimizer, order, config["std"], noise, batches_bar.update
+                )
+            else:
+                stats = train_epoch(
+                    model,
+                    train_env,
+                    optimizer,
+                    order,
+                    config["std"],
+                    noise,
+                    on_batch=lambda images: batches_bar.update(images * group.world_size),
+                    samples=config["samples_per_image"],
+                    reinforce_weight=config["reinforce_weight"],
+                    shards=(
+                        Shards.of_process(group, config["accumulate"], config["seed"], epoch)
+                        if shards > 1
+                        else None
+                    ),
+                )
         seconds = time.perf_counter() - start
         elapsed = history[-1].get("elapsed_seconds", 0.0) if history else 0.0
+        score = evaluate_game if game else partial(evaluate, samples=1)
         valid_accuracy = group.broadcast_float(
-            evaluate(model, valid_env, valid_images, 1, config["std"], config["seed"] + 1, True)
+            score(
+                model,
+                valid_env,
+                valid_images,
+                std=config["std"],
+                seed=config["seed"] + 1,
+                mean_policy=True,
+            )
             if valid_env is not None
             else math.nan,
             device,

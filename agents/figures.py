@@ -23,8 +23,10 @@ import numpy as np
 import torch
 
 from agents.checkpoint import CheckpointError, load_agent
+from agents.game import game_rollout
 from agents.ram import RAM
 from agents.reinforce import rollout
+from ram_env.catch import MOVES
 from ram_env.core import NUM_CLASSES
 from ram_env.render import Episodes, figures_of, save_figures
 
@@ -62,20 +64,26 @@ def play_episodes(
     base = env.unwrapped
     try:
         choice = torch.Generator().manual_seed(seed)
-        if num_episodes <= base.num_images:
+        game = "move" in base.single_action_space.spaces
+        if num_episodes <= base.num_images <= 10**7:
             indices = torch.randperm(base.num_images, generator=choice)[:num_episodes]
         else:
             indices = torch.randint(base.num_images, (num_episodes,), generator=choice)
         indices = indices.to(device)
         env.reset(seed=seed)  # keys the start fixations of fixed canvases
+        screens = None
         if model is None:
-            fixations, glimpses, answers, truths = _random_episodes(base, indices, seed)
+            fixations, glimpses, answers, truths, screens = _random_episodes(base, indices, seed)
+        elif game:  # the screen changes every step; "answer" 1 is a catch (truth: 1)
+            played = game_rollout(model, base, indices, 1.0, noise=None, keep_frames=True)
+            fixations, glimpses, screens = played.fixations, played.glimpses, played.screens
+            answers, truths = played.reward.long(), torch.ones_like(played.reward).long()
         else:
             played = rollout(model, base, indices, 1.0, noise=None, keep_glimpses=True)
             fixations, glimpses = played.fixations, played.glimpses
             answers, truths = played.log_probs.argmax(dim=-1), played.targets
         return Episodes(
-            canvases=base.canvases.cpu().numpy().copy(),
+            canvases=(base.canvases if screens is None else screens).cpu().numpy().copy(),
             fixations=fixations.cpu().numpy(),
             glimpses=glimpses.cpu().numpy(),
             answers=answers.cpu().numpy().astype(np.int64),
@@ -87,23 +95,29 @@ def play_episodes(
         env.close()
 
 
-def _random_episodes(
-    env: Any, indices: torch.Tensor, seed: int
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A uniform random policy's episodes: fixations, glimpses, answers and true classes."""
+def _random_episodes(env: Any, indices: torch.Tensor, seed: int) -> tuple[Any, ...]:
+    """A uniform random policy's episodes: fixations, glimpses, answers, true classes and, for
+    a game, the screens at each step (a game's answer is 1 for a catch, its truth 1)."""
     # A stream of its own: a generator seeded with ``seed`` itself would repeat the env's.
     stream = int(np.random.SeedSequence([seed, 0x5EED]).generate_state(1, np.uint64)[0])
     generator = torch.Generator(device=env.device).manual_seed(stream)
     batch, device = env.num_envs, env.device
+    game = "move" in env.single_action_space.spaces
+    key, high = ("move", MOVES) if game else ("label", NUM_CLASSES)
     obs, _ = env.reset(options={"indices": indices})
-    fixations, glimpses = [], []
+    fixations, glimpses, screens = [], [], []
     for _ in range(env.config.n_glimpses):
         fixations.append(obs["location"])
         glimpses.append(obs["glimpse"])
-        label = torch.randint(NUM_CLASSES, (batch,), generator=generator, device=device)
+        screens.append(env.canvases)
+        other = torch.randint(high, (batch,), generator=generator, device=device)
         location = torch.rand(batch, 2, generator=generator, device=device) * 2 - 1
-        obs, _, _, _, info = env.step({"location": location, "label": label})
-    return torch.stack(fixations, 1), torch.stack(glimpses, 1), label, info["label"]
+        obs, reward, _, _, info = env.step({"location": location, key: other})
+    if game:
+        caught = reward.long()
+        stacked = torch.stack(screens, 1)
+        return torch.stack(fixations, 1), torch.stack(glimpses, 1), caught, caught * 0 + 1, stacked
+    return torch.stack(fixations, 1), torch.stack(glimpses, 1), other, info["label"], None
 
 
 def episode_figures(

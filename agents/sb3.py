@@ -34,7 +34,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvS
 
 from ram_env import GAMES
 from ram_env.atomic import atomic_write
-from ram_env.catch import MOVES
+from ram_env.catch import MOVES, VALIDATION_GAMES
 from ram_env.core import NUM_CLASSES, check_int
 from ram_env.datasets import holdout_split
 from ram_env.vector import index_sweep
@@ -275,18 +275,14 @@ def _to_host_dict(
     return out
 
 
-#: Training games a game's validation holds out (its ``2**31`` games make a fraction useless).
-GAME_VALIDATION = 1000
-
-
 def validation_split(
     env_id: str, num_images: int, fraction: float
 ) -> tuple[torch.Tensor | range, torch.Tensor]:
     """``(training pool, held-out indices)`` of a training split: the digit tasks hold out the
     last ``fraction`` of the images (``holdout_split``); a game (Catch) holds out its last
-    ``GAME_VALIDATION`` games and draws training games from a ``range`` of the others."""
+    ``VALIDATION_GAMES`` games and draws training games from a ``range`` of the others."""
     if env_id.split(":")[-1] in GAMES:
-        cut = num_images - GAME_VALIDATION
+        cut = num_images - VALIDATION_GAMES
         return range(0, cut), torch.arange(cut, num_images)
     return holdout_split(num_images, fraction)
 

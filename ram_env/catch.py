@@ -36,7 +36,15 @@ from ram_env.env import check_render_mode
 from ram_env.sensor import glimpse_from_integral, integral_image
 from ram_env.vector import GlimpseVectorEnv, _as_tensor, _raise_for_rows
 
-__all__ = ["MOVES", "NUM_TEST_GAMES", "CatchConfig", "CatchCore", "CatchEnv", "CatchVectorEnv"]
+__all__ = [
+    "MOVES",
+    "NUM_TEST_GAMES",
+    "VALIDATION_GAMES",
+    "CatchConfig",
+    "CatchCore",
+    "CatchEnv",
+    "CatchVectorEnv",
+]
 
 #: Paddle moves: ``move - 1`` pixels (left, stay, right).
 MOVES = 3
@@ -44,6 +52,8 @@ MOVES = 3
 NUM_TEST_GAMES = 1000
 #: Game indices of the training split (drawn at random).
 NUM_TRAIN_GAMES = 2**31
+#: Training games an agent's validation holds out (the last ones of the training split).
+VALIDATION_GAMES = 1000
 _SPLIT_SALT = {"train": 0x51ED, "test": 0x7E57}
 
 

@@ -447,11 +447,12 @@ class Episodes:
     """A batch of finished episodes (numpy), everything a picture needs.
 
     Attributes:
-        canvases: uint8 ``[B, H, W]``.
+        canvases: uint8 ``[B, H, W]``, or ``[B, T, H, W]`` when the picture changes during an
+            episode (a game: the screen at each glimpse).
         fixations: float32 ``[B, T, 2]``, the fixation of each glimpse.
         glimpses: float32 ``[B, T, k, g, g]``, each glimpse as the agent saw it.
-        answers: int64 ``[B]``, the labels given at the last step.
-        truths: int64 ``[B]``, the true classes (the env's final ``info["label"]``).
+        answers: int64 ``[B]``, the labels given at the last step (a game: 1 caught, 0 not).
+        truths: int64 ``[B]``, the true classes (the env's final ``info["label"]``; a game: 1).
         indices: int64 ``[B]``, the images of the split the canvases were made from.
         config: the task's ``GlimpseConfig``.
     """
@@ -463,6 +464,12 @@ class Episodes:
     truths: np.ndarray
     indices: np.ndarray
     config: GlimpseConfig
+
+
+def _canvas(episodes: Episodes, b: int, t: int) -> np.ndarray:
+    """The picture of episode ``b`` at glimpse ``t`` (the same one throughout, but in a game)."""
+    canvases = episodes.canvases
+    return canvases[b, t] if canvases.ndim == 4 else canvases[b]
 
 
 def figures_of(episodes: Episodes, columns: int = 3) -> dict[str, Any]:
@@ -477,7 +484,7 @@ def figures_of(episodes: Episodes, columns: int = 3) -> dict[str, Any]:
     bbox = tile(
         [
             draw_fixations(
-                episodes.canvases[b], episodes.fixations[b], config, answers[b], truths[b]
+                _canvas(episodes, b, -1), episodes.fixations[b], config, answers[b], truths[b]
             )
             for b in range(batch)
         ],
@@ -492,7 +499,7 @@ def figures_of(episodes: Episodes, columns: int = 3) -> dict[str, Any]:
         now, end = min(t, steps - 1), t == steps
         frames = [
             draw_frame(
-                episodes.canvases[b],
+                _canvas(episodes, b, now),
                 episodes.fixations[b, : now + 1],
                 episodes.glimpses[b, now],
                 config,

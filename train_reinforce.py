@@ -168,7 +168,8 @@ class Args:
     valid_size: float = 0.1
     """validation fraction of the training split, in (0, 1)"""
     train_subset: int | None = None
-    """use only this many training images (default: all)"""
+    """use only this many training images (default: all); a game: games per epoch (default
+    25,600 random training games)"""
     M: int = 10
     """sampled episodes per image at test"""
     eval_batch_size: int = 1000
@@ -236,6 +237,12 @@ class Args:
                 f"--lr and --std must be > 0 and --reinforce-weight >= 0, got {self.lr}, "
                 f"{self.std} and {self.reinforce_weight}"
             )
+        batch = self.batch_size * self.accumulate
+        if self.train_subset is not None and self.train_subset < batch:
+            raise ValueError(
+                f"--train-subset {self.train_subset} makes no batch of {batch} images "
+                "(--batch-size x --accumulate)"
+            )
         if not 0 < self.valid_size < 1:
             raise ValueError(
                 "--valid-size must be in (0, 1): validation picks the best checkpoint, "
@@ -250,8 +257,12 @@ class Args:
                 f"--n-glimpses {self.n_glimpses}: a {self.env} game lasts {game.n_glimpses} "
                 "steps (the ball's fall), one glimpse each"
             )
-        if self.accumulate != 1 or self.samples_per_image != 1:
-            raise ValueError("--accumulate and --samples-per-image are for the digit tasks")
+        digits_only = ("accumulate", "samples_per_image", "valid_size", "glimpse_stats",
+                       "reinforce_weight", "M")  # fmt: skip
+        changed = [name for name in digits_only if getattr(self, name) != getattr(Args, name)]
+        if changed:
+            flags = ", ".join("--" + name.replace("_", "-") for name in changed)
+            raise ValueError(f"{flags}: settings of the digit tasks, not of {self.env}")
 
 
 #: Integer settings that must be >= 1 (``None``, where allowed, means "the default").
@@ -373,9 +384,10 @@ def run_config(args: Args, world_size: int = 1) -> dict[str, Any]:
 def make_env(
     config: dict, split: str, num_envs: int, device: torch.device, fixed_canvases: bool = False
 ) -> GlimpseVectorEnv:
-    """A vector env of the run's task (the test split is always fixed canvases; a game's
-    games are fixed functions of their index anyway)."""
-    fixed = {} if is_game(config["env"]) else {"fixed_canvases": fixed_canvases or None}
+    """A vector env of the run's task (the test split is always fixed canvases or games;
+    ``fixed_canvases`` fixes them on the training split too: validation)."""
+    key = "fixed_games" if is_game(config["env"]) else "fixed_canvases"
+    fixed = {key: fixed_canvases or None}
     return gym.make_vec(
         config["env"],
         num_envs=num_envs,
@@ -529,8 +541,10 @@ def test(args: Args, config: dict, device: torch.device, group: Group = SINGLE) 
     for label, error in errors.items():
         print(f"  {label:>12}  {error:.2f}")
     trained = payload["config"]
-    same = (saved["std"], glimpses) == (trained["std"], trained["env_kwargs"]["n_glimpses"])
-    name = "test.json" if same else f"test_std{saved['std']:g}_glimpses{glimpses}.json"
+    name = test_file(
+        (saved["std"], glimpses, args.seed),
+        (trained["std"], trained["env_kwargs"]["n_glimpses"], trained["seed"]),
+    )
     result = {
         "checkpoint": str(path),
         "epoch": payload["epoch"],
@@ -541,6 +555,15 @@ def test(args: Args, config: dict, device: torch.device, group: Group = SINGLE) 
     }
     (path.parent / name).write_text(json.dumps(result, indent=1))
     return errors
+
+
+def test_file(tested: tuple[float, int, int], trained: tuple[float, int, int]) -> str:
+    """``test.json`` for the run's own (std, glimpses, seed); another setting gets its own file
+    (``test_std.._glimpses.._seed...json``), so no test overwrites another's result."""
+    if tested == trained:
+        return "test.json"
+    std, glimpses, seed = tested
+    return f"test_std{std:g}_glimpses{glimpses}_seed{seed}.json"
 
 
 def test_game(
@@ -562,11 +585,8 @@ def test_game(
         print(f"  {label:>12}  {rate:.2f}")
     result = {"checkpoint": str(path), "epoch": payload["epoch"], "std": saved["std"],
               "seed": args.seed, "catch_rate": rates}  # fmt: skip
-    name = (
-        "test.json"
-        if saved["std"] == payload["config"]["std"]
-        else f"test_std{saved['std']:g}.json"
-    )
+    trained = payload["config"]
+    name = test_file((saved["std"], 0, args.seed), (trained["std"], 0, trained["seed"]))
     (path.parent / name).write_text(json.dumps(result, indent=1))
     return rates
 

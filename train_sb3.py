@@ -167,6 +167,11 @@ class Args:
             )
         if self.resume and self.test:
             raise ValueError("give --resume or --test, not both")
+        if self.env in ram_env.GAMES and self.val_fraction != 0.1:
+            raise ValueError(
+                f"--val-fraction: {self.env} validates on its last 1,000 training games "
+                "(its 2**31 games make a fraction meaningless); use --val-size to play fewer"
+            )
 
 
 def _cli(argv: Sequence[str] | None, default: Args) -> Args:
@@ -482,7 +487,7 @@ def train(args: Args) -> float:
 
     vec = make_sb3_vec_env(env_id, n_envs, grid, env_device, holdout=val_fraction, **env_kwargs)
     num_images = vec.num_images
-    _, val_indices = validation_split(env_id, num_images, val_fraction)
+    train_pool, val_indices = validation_split(env_id, num_images, val_fraction)
     if val_size is not None:
         val_indices = val_indices[:val_size]
     env = VecMonitor(vec)
@@ -565,10 +570,11 @@ def train(args: Args) -> float:
         on_checkpoint=record_checkpoint,
     )
     remaining = args.timesteps - model.num_timesteps
+    unit = "games" if env_id in ram_env.GAMES else "images"
     print(
         f"training {algo} on {env_id} (grid {grid}, {n_envs} envs, model on "
         f"{model_device}, env on {env_device}) for {max(remaining, 0)} timesteps; "
-        f"{num_images - len(val_indices)} training images, {len(val_indices)} validation; "
+        f"{len(train_pool)} training {unit}, {len(val_indices)} validation; "
         f"checkpoints in {run_dir}",
         flush=True,
     )
@@ -620,9 +626,14 @@ def test(args: Args) -> float:
         seed=args.seed,
     )
     accuracy = float(correct.mean())
+    score = (
+        f"catch rate {100 * accuracy:.2f}% ({int(correct.sum())}/{correct.size} caught)"
+        if settings["env"] in ram_env.GAMES
+        else f"test error {100 * (1 - accuracy):.2f}% (accuracy {accuracy:.4f}, "
+        f"{int(correct.sum())}/{correct.size} right)"
+    )
     print(
-        f"test error {100 * (1 - accuracy):.2f}% (accuracy {accuracy:.4f}, "
-        f"{int(correct.sum())}/{correct.size} right) of {settings['algo']} on "
+        f"{score} of {settings['algo']} on "
         f"{settings['env']}'s test split, {args.test}, in {time.perf_counter() - start:.1f} s",
         flush=True,
     )

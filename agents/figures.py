@@ -27,7 +27,7 @@ from agents.game import game_rollout
 from agents.ram import RAM
 from agents.reinforce import rollout
 from ram_env.catch import MOVES
-from ram_env.core import NUM_CLASSES
+from ram_env.core import NUM_CLASSES, resolve_device
 from ram_env.render import Episodes, figures_of, save_figures
 
 __all__ = ["episode_figures", "main", "play_episodes"]
@@ -179,8 +179,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """The command line; returns the exit status."""
     parser = _parser()
     args = parser.parse_args(argv)
-    if args.episodes < 1:
-        parser.error("--episodes must be at least 1")
+    for name in ("episodes", "columns"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    try:
+        args.device = str(resolve_device(args.device))
+    except (ValueError, RuntimeError) as error:
+        parser.error(f"--device: {error}")
     model, env_id, env_kwargs = None, args.env, {}
     if args.checkpoint is not None:
         try:

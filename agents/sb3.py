@@ -1,9 +1,9 @@
 """Stable-Baselines3 / sb3-contrib glue: a fast ``VecEnv`` adapter, algorithms, evaluation.
 
 SB3 takes neither Dict actions nor Gymnasium's ``VectorEnv``. ``GlimpseSB3VecEnv`` is an SB3
-``VecEnv`` over one ``GlimpseVectorEnv`` (N episodes batched on a torch device): the actions are
-``DiscreteGlimpseActions``'s ``Discrete(G*G + 10)``, observations the same float32 Dict (both
-faces step through ``ram_env.wrappers.discrete_step``), and it follows SB3's VecEnv contract:
+``VecEnv`` over ``ram_env.wrappers.DiscreteGlimpseVectorActions`` on one native vector env (N
+episodes batched on a torch device): ``Discrete(G*G + 10)`` actions on the digit tasks,
+``Discrete(G*G*3)`` on Catch, the adapters' float32 Dict observations, and SB3's VecEnv contract:
 numpy at the boundary, same-step autoreset with ``infos[i]["terminal_observation"]``,
 ``reset_infos``, ``seed``, ``set_options``.
 One step costs one batched core step (plus a batched reset of the finished sub-envs), not N Python
@@ -349,7 +349,7 @@ def evaluate_sb3_episodes(
     ``lambda vec: VecFrameStack(vec, 4)``).
     """
     game = env_id.split(":")[-1] in GAMES
-    fixed = {} if game else {"fixed_canvases": True}  # a game's test split is fixed anyway
+    fixed = {"fixed_games": True} if game else {"fixed_canvases": True}
     env_kwargs = {**fixed, **(env_kwargs or {}), "split": split}
     grid = grid_of(model.action_space, MOVES if game else None)
     if indices is None:

@@ -58,6 +58,7 @@ from agents.reinforce import evaluate, train_epoch
 from agents.sb3 import algorithm_class, evaluate_sb3, make_sb3_vec_env, save_model
 from ram_env.atomic import atomic_write
 from ram_env.core import resolve_device
+from ram_env.datasets import load_split
 
 AgentName = Literal["ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "dqn"]
 EnvId = Literal[tuple(sorted(ram_env.TASKS))]  # type: ignore[valid-type]
@@ -488,6 +489,11 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
+    test_images = load_split(ram_env.TASKS[args.env]["dataset"], "test")[1].numel()
+    if args.eval_images > test_images:
+        print(f"compare_agents.py: error: --eval-images {args.eval_images}: the test split has "
+              f"{test_images} images", file=sys.stderr)  # fmt: skip
+        return 2
     folder = args.folder()
     budget = f"{args.steps:,} env steps" if args.budget == "steps" else f"{args.seconds:g} s"
     print(

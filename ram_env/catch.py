@@ -69,6 +69,9 @@ class CatchConfig:
         split: ``"train"`` (random games) or ``"test"`` (the 1,000 fixed games).
         patch_size, n_scales, scale_factor: the retina (the paper: 6x6 at 3 scales).
         start: the first fixation, ``"random"`` or ``"center"``.
+        fixed_games: random start fixations keyed by game, sample and seed (as on the test
+            split) rather than drawn from the generator, e.g. for validation games of the
+            training split; ``None`` means ``split == "test"``.
     """
 
     screen_size: int = 24
@@ -79,14 +82,26 @@ class CatchConfig:
     n_scales: int = 3
     scale_factor: int = 2
     start: str = "random"
+    fixed_games: bool | None = None
 
     def __post_init__(self) -> None:
         check_int("screen_size", self.screen_size, low=4)
         check_int("paddle_width", self.paddle_width, 1, self.screen_size)
         for name in ("patch_size", "n_scales", "scale_factor"):
             check_int(name, getattr(self, name), low=1)
-        if not isinstance(self.max_drift, (int, float)) or not 0 <= self.max_drift <= 2:
-            raise ValueError(f"max_drift must be a number in [0, 2], got {self.max_drift!r}")
+        drift = self.max_drift
+        if isinstance(drift, bool) or not isinstance(drift, (int, float, np.floating)):
+            raise ValueError(f"max_drift must be a number in [0, 2], got {drift!r}")
+        if not 0 <= drift <= 2:
+            raise ValueError(f"max_drift must be a number in [0, 2], got {drift!r}")
+        if self.fixed_games not in (None, True, False):
+            raise ValueError(f"fixed_games must be True, False or None, got {self.fixed_games!r}")
+        side = self.patch_size * self.scale_factor ** (self.n_scales - 1)
+        if side > 2 * self.screen_size:
+            raise ValueError(
+                f"the retina's largest square is {side} px, more than twice the "
+                f"{self.screen_size}-pixel screen: lower n_scales, patch_size or scale_factor"
+            )
         check_choice("split", self.split, ("train", "test"))
         check_choice("start", self.start, ("random", "center"))
 
@@ -117,7 +132,7 @@ class CatchConfig:
 
     @property
     def uses_fixed_canvases(self) -> bool:
-        return self.split == "test"
+        return self.split == "test" if self.fixed_games is None else self.fixed_games
 
 
 def catch_spaces(config: CatchConfig) -> tuple[spaces.Dict, spaces.Dict]:
@@ -182,7 +197,12 @@ class CatchCore(EpisodeBatch):
         if indices is None:
             indices = self._draw_indices(count)
         else:
-            indices = torch.as_tensor(indices, device=device)
+            try:
+                indices = torch.as_tensor(indices, device=device)
+            except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+                raise ValueError(
+                    f"game indices must be integers in [0, {self.num_images}), got {error}"
+                ) from None
             if check:
                 self._check_indices(indices, count)
             indices = indices.long()
@@ -305,7 +325,8 @@ class CatchVectorEnv(GlimpseVectorEnv):
                 f"actions['location'] must be a float tensor of shape ({n}, 2), "
                 f"got dtype {location.dtype} shape {tuple(location.shape)}"
             )
-        if move.shape != (n,) or move.dtype.is_floating_point or move.dtype == torch.bool:
+        bad = move.dtype.is_floating_point or move.dtype.is_complex or move.dtype == torch.bool
+        if move.shape != (n,) or bad:
             raise ValueError(
                 f"actions['move'] must be an integer tensor of shape ({n},), "
                 f"got dtype {move.dtype} shape {tuple(move.shape)}"

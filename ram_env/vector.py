@@ -47,8 +47,8 @@ class GlimpseVectorEnv(VectorEnv):
       ``reset(options={"reset_mask": bool [N]})``.
 
     Gymnasium's numpy vector wrappers (``RecordEpisodeStatistics``, ``NormalizeReward``, ...)
-    need numpy: put Gymnasium's ``TorchToNumpy`` (``gymnasium.wrappers.vector``) between them
-    and this env (see the README, "Gymnasium wrappers").
+    need numpy: put Gymnasium's ``ArrayConversion(env, env_xp=torch, target_xp=numpy)``
+    (``gymnasium.wrappers.vector``) between them and this env (README, "Gymnasium wrappers").
 
     Reset options: ``"reset_mask"`` (bool ``[N]``, which sub-envs to reset; default all),
     ``"indices"`` (int ``[M]``, the images for the ``M`` reset sub-envs, in order; default
@@ -85,7 +85,7 @@ class GlimpseVectorEnv(VectorEnv):
         if max_episode_steps is not None and max_episode_steps < self.config.n_glimpses:
             raise ValueError(
                 f"episodes last exactly n_glimpses={self.config.n_glimpses} steps; "
-                f"max_episode_steps={max_episode_steps} would cut them short (set n_glimpses)"
+                f"max_episode_steps={max_episode_steps} would cut them short"
             )
         if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
@@ -176,17 +176,14 @@ class GlimpseVectorEnv(VectorEnv):
         truncated = torch.zeros_like(terminated)
         if self._episodes_over() is False:  # known on the host: no episode ended
             return self._observation(), reward, terminated, truncated, {}
-        info = self._final_info(terminated, glimpses)
+        info = self._final_info(terminated.clone(), glimpses)  # masks apart from ``terminated``
         if mode != AutoresetMode.SAME_STEP:
             return self._observation(), reward, terminated, truncated, info
         final_obs = self._observation()
         core.reset(mask=None if core.uniform_steps == n else terminated)
-        infos = {
-            "final_obs": final_obs,
-            "_final_obs": terminated,
-            "final_info": info,
-            "_final_info": terminated,
-        }
+        ended = info[next(key for key in info if key.startswith("_"))]
+        infos = {"final_obs": final_obs, "_final_obs": ended, "final_info": info,
+                 "_final_info": ended}  # fmt: skip
         return self._observation(), reward, terminated, truncated, infos
 
     def _episodes_over(self) -> bool | torch.Tensor:

@@ -266,6 +266,8 @@ class DiscreteGlimpseVectorActions(VectorWrapper):
         if self._location is None:
             raise RuntimeError("step() called before reset(): call reset() first")
         actions = torch.as_tensor(actions, device=self.device).reshape(-1)
+        if actions.shape != (self.num_envs,):
+            raise ValueError(f"expected {self.num_envs} discrete actions, got {actions.numel()}")
         if self.moves:
             action = decode_game_actions(actions, self.grid, self.moves, self._centres)
         else:

@@ -75,3 +75,26 @@ def test_train_resume_and_test_catch_with_the_trainer(tmp_path, capsys):
     assert set(saved["catch_rate"]) == {"mean policy", "sampled"}
     args = train_reinforce.parse_args(["--env", "GlimpseCatch-v0"])
     assert (args.core, args.n_glimpses, args.patch_size, args.n_scales) == ("lstm", 23, 6, 3)
+
+
+def test_validation_games_of_the_training_split_are_fixed_too():
+    model = small_ram()
+    games = torch.arange(2**31 - 40, 2**31 - 10)  # held-out training games
+
+    def validation(batch):
+        env = gym.make_vec("GlimpseCatch-v0", num_envs=batch, split="train", fixed_games=True,
+                           vectorization_mode="vector_entry_point").unwrapped  # fmt: skip
+        return evaluate_game(model, env, games, 0.1, seed=2, mean_policy=False)
+
+    assert validation(7) == validation(30)
+
+
+def test_digit_task_settings_are_refused_for_a_game(capsys):
+    for flags in (["--M", "3"], ["--valid-size", "0.5"], ["--reinforce-weight", "0"]):
+        try:
+            train_reinforce.parse_args(["--env", "GlimpseCatch-v0", *flags])
+        except SystemExit:
+            pass
+        else:  # pragma: no cover
+            raise AssertionError(f"{flags} accepted")
+        assert "settings of the digit tasks" in capsys.readouterr().err

@@ -277,3 +277,9 @@ def test_the_one_integer_check_refuses_bools_floats_strings_and_range(value):
     with pytest.raises(ValueError, match="--x must be"):
         check_int("--x", value, low=0)
     assert check_int("--x", 3, low=0) == 3
+
+
+def test_a_subset_smaller_than_a_batch_is_refused_before_training(capsys):
+    with pytest.raises(SystemExit):
+        train_reinforce.parse_args(["--train-subset", "16", "--batch-size", "32"])
+    assert "makes no batch" in capsys.readouterr().err

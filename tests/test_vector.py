@@ -329,3 +329,12 @@ def test_gymnasiums_numpy_vector_wrappers_through_array_conversion(mode, tmp_pat
         assert isinstance(reward, np.ndarray) and reward.shape == (4,)
         envs.close()
     assert list((tmp_path / mode).glob("*.mp4"))  # RecordVideo tiled the per-env frames
+
+
+def test_info_masks_are_not_the_returned_terminations():
+    envs = make_vec(num_envs=2, n_glimpses=1, autoreset_mode="SAME_STEP")
+    envs.reset(seed=0)
+    _, _, terminated, _, infos = envs.step(actions(2, 0))
+    terminated[0] = False  # a caller's in-place edit
+    assert infos["_final_obs"].tolist() == [True, True]
+    assert infos["final_info"]["_label"].tolist() == [True, True]

@@ -6,7 +6,8 @@
 
 Every run (one agent, one seed: a *cell*) trains on the task's training split and is scored at
 ``--points`` evenly spaced points of its budget (env steps, or seconds of training wall-clock)
-on the same fixed test images (the first ``--eval-images`` of the test split; fixed canvases,
+on the same fixed test images or games (the first ``--eval-images`` of the test split; on
+``GlimpseCatch-v0`` the error is the share of missed balls; fixed canvases,
 and start fixations keyed by image and the evaluation seed 0, so every agent and every point
 sees the very same first glimpses). Evaluation time is outside the budget.
 
@@ -54,14 +55,16 @@ import ram_env
 import train_reinforce
 import train_sb3
 from agents.checkpoint import load_checkpoint, save_checkpoint
+from agents.game import evaluate_game, train_games
 from agents.reinforce import evaluate, train_epoch
 from agents.sb3 import algorithm_class, evaluate_sb3, make_sb3_vec_env, save_model
 from ram_env.atomic import atomic_write
+from ram_env.catch import NUM_TEST_GAMES
 from ram_env.core import resolve_device
 from ram_env.datasets import load_split
 
 AgentName = Literal["ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "dqn"]
-EnvId = Literal[tuple(sorted(ram_env.TASKS))]  # type: ignore[valid-type]
+EnvId = Literal[tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))]  # type: ignore[valid-type]
 AGENTS: tuple[str, ...] = ("ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "dqn")
 #: Observations ``ppo-stack`` sees at once.
 FRAME_STACK = 4
@@ -154,16 +157,20 @@ class RamLearner:
         self.config = config = train_reinforce.run_config(ram_args)
         self.device = resolve_device(args.device)
         self.batch, self.std = config["batch_size"], config["std"]
-        self.glimpses = config["env_kwargs"]["n_glimpses"]
+        self.glimpses = ram_args.n_glimpses
+        self.game = train_reinforce.is_game(args.env)
         torch.manual_seed(seed)
         self.env = train_reinforce.make_env(config, "train", self.batch, self.device)
         self.env.reset(seed=seed)
-        self.train_images = torch.arange(self.env.unwrapped.num_images)  # no validation part
+        num_images = self.env.unwrapped.num_images
+        # No validation part; a game plays GAMES_PER_EPOCH random games per "epoch".
+        self.train_images = range(num_images) if self.game else torch.arange(num_images)
         self.model = train_reinforce.build_model(config, self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config["lr"])
         self.noise = torch.Generator(self.device).manual_seed(seed)
         self.shuffle = torch.Generator().manual_seed(seed)
-        self.per_epoch = len(self.train_images) // self.batch
+        per_epoch = train_reinforce.GAMES_PER_EPOCH if self.game else num_images
+        self.per_epoch = per_epoch // self.batch
         self.order = torch.zeros(0, dtype=torch.int64)
         self.position = self.per_epoch  # a fresh shuffle first
         self.steps, self.seconds = 0, 0.0
@@ -177,7 +184,11 @@ class RamLearner:
             left = target - (self.steps if kind == "steps" else now)
             if left <= 0:
                 break
-            if self.position == self.per_epoch:
+            if self.position == self.per_epoch and self.game:
+                count = self.per_epoch * self.batch
+                self.order = torch.randint(len(self.train_images), (count,), generator=self.shuffle)
+                self.position = 0
+            elif self.position == self.per_epoch:
                 shuffled = torch.randperm(len(self.train_images), generator=self.shuffle)
                 self.order, self.position = self.train_images[shuffled], 0
             if kind == "steps":
@@ -188,7 +199,8 @@ class RamLearner:
             chunk = self.order[self.position * self.batch : (self.position + count) * self.batch]
             tick = time.perf_counter()
             chunk = chunk.to(self.device)
-            train_epoch(self.model, self.env, self.optimizer, chunk, self.std, self.noise)
+            train = train_games if self.game else train_epoch
+            train(self.model, self.env, self.optimizer, chunk, self.std, self.noise)
             per_batch = (time.perf_counter() - tick) / count
             self.position += count
             self.steps += count * self.batch * self.glimpses
@@ -196,8 +208,12 @@ class RamLearner:
 
     def evaluate(self, indices: torch.Tensor) -> tuple[float, float]:
         indices = indices.to(self.device)
-        mean = evaluate(self.model, self.test_env, indices, 1, self.std, EVAL_SEED, True)
-        sampled = evaluate(self.model, self.test_env, indices, 1, self.std, EVAL_SEED)
+        if self.game:  # the error of a game: the share of missed balls
+            mean = evaluate_game(self.model, self.test_env, indices, self.std, EVAL_SEED, True)
+            sampled = evaluate_game(self.model, self.test_env, indices, self.std, EVAL_SEED, False)
+        else:
+            mean = evaluate(self.model, self.test_env, indices, 1, self.std, EVAL_SEED, True)
+            sampled = evaluate(self.model, self.test_env, indices, 1, self.std, EVAL_SEED)
         return 100 * (1 - mean), 100 * (1 - sampled)
 
     def save(self, folder: pathlib.Path) -> None:
@@ -489,7 +505,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.threads:
         torch.set_num_threads(args.threads)
-    test_images = load_split(ram_env.TASKS[args.env]["dataset"], "test")[1].numel()
+    if args.env in ram_env.GAMES:
+        test_images = NUM_TEST_GAMES
+    else:
+        test_images = load_split(ram_env.TASKS[args.env]["dataset"], "test")[1].numel()
     if args.eval_images > test_images:
         print(f"compare_agents.py: error: --eval-images {args.eval_images}: the test split has "
               f"{test_images} images", file=sys.stderr)  # fmt: skip

@@ -109,3 +109,15 @@ def test_the_sweep_writes_its_table(tmp_path):
     text = table.read_text()
     assert "| a2c | base |" in text and "| a2c | learning_rate=0.002 |" in text
     assert ", ent_coef=0.01 |" in text and "| a2c | **winner: " in text
+
+
+def test_catch_is_compared_too(tmp_path):
+    compare = load("compare_agents")
+    argv = ["--env", "GlimpseCatch-v0", "--agents", "ram", "a2c", "--seeds", "0", "--steps",
+            "1472", "--points", "1", "--eval-images", "20", "--out", str(tmp_path)]  # fmt: skip
+    assert compare.main(argv) == 0
+    folder = tmp_path / "GlimpseCatch" / "steps"
+    for name in ("ram_s0", "a2c_s0"):
+        (row,) = rows(folder / f"{name}.csv")
+        assert int(row["env_steps"]) >= 1472 and 0 <= float(row["test_error"]) <= 100
+    assert compare.main([*argv[:-2], "--eval-images", "1001", "--out", str(tmp_path)]) == 2

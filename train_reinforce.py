@@ -356,8 +356,8 @@ def run_config(args: Args, world_size: int = 1) -> dict[str, Any]:
     run name and folders) and the number of processes (``world_size``)."""
     env_kwargs = task_kwargs(args)
     patch = env_kwargs["patch_size"]
-    if is_game(args.env):  # binary screens: glimpses as they are; the action network moves
-        (mean, std), outputs = (0.0, 1.0), MOVES
+    if is_game(args.env):  # the screen's pixel statistics; the action network moves
+        (mean, std), outputs = CatchConfig(**env_kwargs).pixel_stats, MOVES
     else:
         dataset = env_kwargs["dataset"] if args.glimpse_stats == "dataset" else "mnist"
         (mean, std), outputs = PIXEL_STATS[dataset], NUM_CLASSES

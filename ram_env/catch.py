@@ -131,6 +131,13 @@ class CatchConfig:
         return self.n_scales, self.patch_size, self.patch_size
 
     @property
+    def pixel_stats(self) -> tuple[float, float]:
+        """``(mean, std)`` of a screen's pixels in ``[0, 1]``: one ball and the paddle lit
+        (for standardising glimpses, as the digit tasks use their datasets' statistics)."""
+        lit = (1 + self.paddle_width) / self.screen_size**2
+        return round(lit, 6), round((lit * (1 - lit)) ** 0.5, 6)
+
+    @property
     def uses_fixed_canvases(self) -> bool:
         return self.split == "test" if self.fixed_games is None else self.fixed_games
 

@@ -102,7 +102,8 @@ class GlimpseSB3VecEnv(VecEnv):
         venv: a ``ram_env.wrappers.DiscreteGlimpseVectorActions`` over a ``GlimpseVectorEnv``
             made with ``autoreset_mode=AutoresetMode.SAME_STEP`` (SB3 resets finished envs in
             the same step); ``make_sb3_vec_env`` builds it.
-        index_pool: optional int ``[M]`` image indices of the split; every reset (but those
+        index_pool: optional int ``[M]`` image indices of the split (or a ``range``: a game's
+            training games); every reset (but those
             given by ``set_options``) draws its images uniformly from the pool, e.g. the training
             images without a held-out validation part (``GlimpseVectorEnv.set_image_pool``).
             ``None``: the whole split.
@@ -124,7 +125,7 @@ class GlimpseSB3VecEnv(VecEnv):
     """
 
     def __init__(
-        self, venv: DiscreteGlimpseVectorActions, index_pool: torch.Tensor | None = None
+        self, venv: DiscreteGlimpseVectorActions, index_pool: torch.Tensor | range | None = None
     ) -> None:
         if not isinstance(venv, DiscreteGlimpseVectorActions):
             raise TypeError(
@@ -292,7 +293,7 @@ def make_sb3_vec_env(
     n_envs: int = 16,
     grid: int = 4,
     device: str | torch.device = "cpu",
-    index_pool: torch.Tensor | None = None,
+    index_pool: torch.Tensor | range | None = None,
     seed: int | None = None,
     holdout: float = 0.0,
     **env_kwargs: Any,

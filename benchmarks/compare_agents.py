@@ -463,7 +463,8 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
 
 
 def plot_curves(curves: dict, path: pathlib.Path, title: str) -> pathlib.Path | None:
-    """Test error against env steps and against seconds: mean line, min-max band over seeds."""
+    """Test error against env steps and against seconds: the deterministic (mean) policy's
+    mean over seeds with its min-max band, and the sampled policy's mean, dashed."""
     try:
         import matplotlib
 
@@ -484,13 +485,15 @@ def plot_curves(curves: dict, path: pathlib.Path, title: str) -> pathlib.Path | 
             (line,) = axis.plot(x, error.mean(axis=0), marker="o", markersize=3, label=agent)
             band = (error.min(axis=0), error.max(axis=0))
             axis.fill_between(x, *band, alpha=0.2, color=line.get_color())
+            sampled = stacked["test_error_sampled"].mean(axis=0)  # dashed: sampled actions
+            axis.plot(x, sampled, linestyle="--", linewidth=1, color=line.get_color())
     for axis, label in zip(axes, ("env steps", "training wall-clock (s)"), strict=True):
         axis.set_xlabel(label)
-        axis.set_ylabel("test error (%), mean / deterministic policy")
+        axis.set_ylabel("test error (%)")
         axis.set_yscale("log")
         axis.grid(True, which="both", alpha=0.3)
     axes[0].legend()
-    figure.suptitle(title)
+    figure.suptitle(f"{title}; solid: mean / deterministic policy, dashed: sampled")
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path

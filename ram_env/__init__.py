@@ -59,22 +59,14 @@ TASKS: dict[str, dict] = {
 #: The paper's game (section 4.2): id -> ``ram_env.catch.CatchConfig`` keyword arguments.
 GAMES: dict[str, dict] = {"GlimpseCatch-v0": {}}
 
-for _env_id, _kwargs in TASKS.items():
-    if _env_id not in registry:
-        register(
-            id=_env_id,
-            entry_point="ram_env.env:GlimpseEnv",
-            vector_entry_point="ram_env.vector:GlimpseVectorEnv",
-            kwargs=dict(_kwargs),
-        )
-for _env_id, _kwargs in GAMES.items():
-    if _env_id not in registry:
-        register(
-            id=_env_id,
-            entry_point="ram_env.catch:CatchEnv",
-            vector_entry_point="ram_env.catch:CatchVectorEnv",
-            kwargs=dict(_kwargs),
-        )
+_FACES = {
+    "ram_env.env:GlimpseEnv": ("ram_env.vector:GlimpseVectorEnv", TASKS),
+    "ram_env.catch:CatchEnv": ("ram_env.catch:CatchVectorEnv", GAMES),
+}
+for _entry, (_vector_entry, _ids) in _FACES.items():
+    for _env_id, _kwargs in _ids.items():
+        if _env_id not in registry:
+            register(_env_id, _entry, vector_entry_point=_vector_entry, kwargs=dict(_kwargs))
 
 
 _LAZY = {

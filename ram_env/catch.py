@@ -21,7 +21,7 @@ its faces, on the pattern of ``GlimpseCore``/``GlimpseEnv``/``GlimpseVectorEnv``
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -30,11 +30,16 @@ import torch
 from gymnasium import spaces
 
 from ram_env.canvas import episode_key, fixed_key, hash_unit
-from ram_env.core import EpisodeBatch, check_int, resolve_device
+from ram_env.core import EpisodeBatch, check_int, config_from_kwargs, resolve_device
 from ram_env.datasets import check_choice
-from ram_env.env import check_render_mode
+from ram_env.env import OneEpisode, check_render_mode
 from ram_env.sensor import glimpse_from_integral, integral_image
-from ram_env.vector import GlimpseVectorEnv, _as_tensor, _raise_for_rows
+from ram_env.vector import (
+    GlimpseVectorEnv,
+    _as_tensor,
+    check_choice_action,
+    check_location_action,
+)
 
 __all__ = [
     "MOVES",
@@ -108,14 +113,7 @@ class CatchConfig:
     @classmethod
     def from_kwargs(cls, kwargs: dict) -> CatchConfig:
         """Build from keywords; an unknown one is a ``TypeError`` in Python's own wording."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise TypeError(
-                f"CatchEnv got an unexpected keyword argument {unknown[0]!r} "
-                f"(known: {', '.join(sorted(known))})"
-            )
-        return cls(**kwargs)
+        return config_from_kwargs(cls, kwargs, "CatchEnv")
 
     @property
     def n_glimpses(self) -> int:
@@ -182,7 +180,6 @@ class CatchCore(EpisodeBatch):
         self.glimpses = torch.zeros(n, *config.glimpse_shape, device=device)
         self.steps = torch.zeros(n, dtype=torch.int64, device=device)
         self.image_indices = torch.zeros(n, dtype=torch.int64, device=device)
-        self.targets = torch.zeros(n, dtype=torch.int64, device=device)  # no classes in Catch
         self.uniform_steps: int | None = None
         self.image_pool: torch.Tensor | range | None = None
 
@@ -326,24 +323,12 @@ class CatchVectorEnv(GlimpseVectorEnv):
         move = _as_tensor(actions["move"], "actions['move']", self.device)
         if not self.validate_actions:
             return location, move
-        n = self.num_envs
-        if location.shape != (n, 2) or not location.dtype.is_floating_point:
-            raise ValueError(
-                f"actions['location'] must be a float tensor of shape ({n}, 2), "
-                f"got dtype {location.dtype} shape {tuple(location.shape)}"
-            )
-        bad = move.dtype.is_floating_point or move.dtype.is_complex or move.dtype == torch.bool
-        if move.shape != (n,) or bad:
-            raise ValueError(
-                f"actions['move'] must be an integer tensor of shape ({n},), "
-                f"got dtype {move.dtype} shape {tuple(move.shape)}"
-            )
-        _raise_for_rows(~torch.isfinite(location).all(dim=1), "actions['location'] is not finite")
-        _raise_for_rows((move < 0) | (move >= MOVES), f"actions['move'] is outside [0, {MOVES})")
+        check_location_action(location, self.num_envs)
+        check_choice_action(move, "move", self.num_envs, MOVES)
         return location, move
 
 
-class CatchEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
+class CatchEnv(OneEpisode, gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     """One Catch game with numpy at the boundary (``gymnasium.make("GlimpseCatch-v0")``).
 
     The game, spaces and rules of ``CatchVectorEnv`` with ``N = 1`` (see the module docstring):
@@ -422,16 +407,6 @@ class CatchEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             self._path.append(self.core.fixations[0].cpu().numpy().copy())
         return self._observation(), float(reward[0]), self._finished, False, info
 
-    @property
-    def num_images(self) -> int:
-        """Number of games in the split (valid ``options["index"]``: ``[0, num_images)``)."""
-        return self.core.num_images
-
-    @property
-    def episode_steps(self) -> int:
-        """Steps taken in the current game (``n_glimpses`` once it is over)."""
-        return int(self.core.steps[0])
-
     def render(self) -> np.ndarray | None:
         """The screen now as a uint8 RGB frame ``[h, w, 3]``: ball, paddle, the fixation path,
         the retina's squares and the glimpse (``ram_env.render.draw_frame``)."""
@@ -443,9 +418,3 @@ class CatchEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         from ram_env.render import draw_frame
 
         return draw_frame(self.core.canvases[0], self._path, self.core.glimpses[0], self.config)
-
-    def _observation(self) -> dict[str, np.ndarray]:
-        return {
-            "glimpse": self.core.glimpses[0].to("cpu", copy=True).numpy(),
-            "location": self.core.fixations[0].to("cpu", copy=True).numpy(),
-        }

@@ -15,6 +15,7 @@ is only the final observation).
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -115,14 +116,7 @@ class GlimpseConfig:
         """Build from keyword arguments; an unknown one raises ``TypeError`` in Python's own
         wording (``unexpected keyword argument 'x'``, which libraries such as TorchRL probe
         for), followed by the known ones."""
-        known = {field.name for field in fields(cls)}
-        unknown = sorted(set(kwargs) - known)
-        if unknown:
-            raise TypeError(
-                f"GlimpseEnv got an unexpected keyword argument {unknown[0]!r} "
-                f"(known: {', '.join(sorted(known))})"
-            )
-        return cls(**kwargs)
+        return config_from_kwargs(cls, kwargs, "GlimpseEnv")
 
     @property
     def canvas_shape(self) -> tuple[int, int]:
@@ -145,6 +139,20 @@ class GlimpseConfig:
     @property
     def uses_fixed_canvases(self) -> bool:
         return self.split == "test" if self.fixed_canvases is None else self.fixed_canvases
+
+
+def config_from_kwargs(cls: type, kwargs: dict, owner: str) -> Any:
+    """``cls(**kwargs)`` for a config dataclass; an unknown keyword raises ``TypeError`` in
+    Python's own wording (``owner got an unexpected keyword argument 'x'``, which libraries
+    such as TorchRL probe for), followed by the known ones. The one rule of both env kinds."""
+    known = {field.name for field in fields(cls)}
+    unknown = sorted(set(kwargs) - known)
+    if unknown:
+        raise TypeError(
+            f"{owner} got an unexpected keyword argument {unknown[0]!r} "
+            f"(known: {', '.join(sorted(known))})"
+        )
+    return cls(**kwargs)
 
 
 def _is_int(value: object) -> bool:

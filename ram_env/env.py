@@ -12,7 +12,7 @@ from gymnasium import spaces
 
 from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore, check_int, resolve_device
 
-__all__ = ["GlimpseEnv", "check_render_mode", "glimpse_spaces"]
+__all__ = ["GlimpseEnv", "OneEpisode", "check_render_mode", "glimpse_spaces"]
 
 
 def glimpse_spaces(config: GlimpseConfig) -> tuple[spaces.Dict, spaces.Dict]:
@@ -36,7 +36,32 @@ def check_render_mode(render_mode: str | None, metadata: dict[str, Any]) -> None
         )
 
 
-class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
+class OneEpisode:
+    """What the one-episode numpy faces share over their core with ``N = 1`` (``GlimpseEnv``,
+    ``ram_env.catch.CatchEnv``): the public state adapters read, and the observation."""
+
+    core: Any
+
+    @property
+    def num_images(self) -> int:
+        """Number of images (or games) in the split: valid ``options["index"]`` are
+        ``[0, num_images)``."""
+        return self.core.num_images
+
+    @property
+    def episode_steps(self) -> int:
+        """Steps taken in the current episode (``n_glimpses`` once it is over); the glimpses
+        seen so far are ``episode_steps + 1``, at most ``n_glimpses``."""
+        return int(self.core.steps[0])
+
+    def _observation(self) -> dict[str, np.ndarray]:
+        return {
+            "glimpse": _to_numpy(self.core.glimpses[0]),
+            "location": _to_numpy(self.core.fixations[0]),
+        }
+
+
+class GlimpseEnv(OneEpisode, gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     """Classify an image that can only be seen through a few foveated glimpses.
 
     ## Description
@@ -169,17 +194,6 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             self._path.append(_to_numpy(self.core.fixations[0]))
         return self._observation(), float(reward[0]), self._finished, False, info
 
-    @property
-    def num_images(self) -> int:
-        """Number of images in the split (valid ``options["index"]`` are ``[0, num_images)``)."""
-        return self.core.num_images
-
-    @property
-    def episode_steps(self) -> int:
-        """Steps taken in the current episode (``n_glimpses`` once it is over); the glimpses
-        seen so far are ``episode_steps + 1``, at most ``n_glimpses``."""
-        return int(self.core.steps[0])
-
     def render(self) -> np.ndarray | None:
         """The episode now as a uint8 RGB frame ``[h, w, 3]`` (``render_mode="rgb_array"``).
 
@@ -237,12 +251,6 @@ class GlimpseEnv(gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             label = label.item()
         label = check_int("action['label']", label, 0, NUM_CLASSES - 1)
         return location, label, None if answer is None else bool(answer)
-
-    def _observation(self) -> dict[str, np.ndarray]:
-        return {
-            "glimpse": _to_numpy(self.core.glimpses[0]),
-            "location": _to_numpy(self.core.fixations[0]),
-        }
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:

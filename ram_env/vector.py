@@ -314,21 +314,8 @@ class GlimpseVectorEnv(VectorEnv):
         if answer is not None:
             answer = _as_tensor(answer, "actions['answer']", self.device)
         n = self.num_envs
-        if location.shape != (n, 2) or not location.dtype.is_floating_point:
-            raise ValueError(
-                f"actions['location'] must be a float tensor of shape ({n}, 2), "
-                f"got dtype {location.dtype} shape {tuple(location.shape)}"
-            )
-        bad_dtype = label.dtype.is_floating_point or label.dtype.is_complex
-        if label.shape != (n,) or bad_dtype or label.dtype == torch.bool:
-            raise ValueError(
-                f"actions['label'] must be an integer tensor of shape ({n},), "
-                f"got dtype {label.dtype} shape {tuple(label.shape)}"
-            )
-        _raise_for_rows(~torch.isfinite(location).all(dim=1), "actions['location'] is not finite")
-        _raise_for_rows(
-            (label < 0) | (label >= NUM_CLASSES), f"actions['label'] is outside [0, {NUM_CLASSES})"
-        )
+        check_location_action(location, n)
+        check_choice_action(label, "label", n, NUM_CLASSES)
         if answer is not None and (answer.shape != (n,) or answer.dtype != torch.bool):
             raise ValueError(
                 f"actions['answer'] must be a bool tensor of shape ({n},), "
@@ -365,6 +352,29 @@ def _as_tensor(value: Any, name: str, device: torch.device) -> torch.Tensor:
         return torch.as_tensor(value, device=device)
     except (TypeError, ValueError, RuntimeError) as error:
         raise ValueError(f"{name} must be a numeric tensor, got {value!r} ({error})") from error
+
+
+def check_location_action(location: torch.Tensor, n: int) -> None:
+    """``ValueError`` unless ``actions['location']`` is finite float ``[n, 2]`` (naming the
+    sub-envs where it is not finite); the one check of every native vector env's fixations."""
+    if location.shape != (n, 2) or not location.dtype.is_floating_point:
+        raise ValueError(
+            f"actions['location'] must be a float tensor of shape ({n}, 2), "
+            f"got dtype {location.dtype} shape {tuple(location.shape)}"
+        )
+    _raise_for_rows(~torch.isfinite(location).all(dim=1), "actions['location'] is not finite")
+
+
+def check_choice_action(value: torch.Tensor, name: str, n: int, high: int) -> None:
+    """``ValueError`` unless ``actions[name]`` is an integer ``[n]`` tensor in ``[0, high)``
+    (a label, a paddle move), naming the sub-envs out of range."""
+    dtype = value.dtype
+    if value.shape != (n,) or dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
+        raise ValueError(
+            f"actions['{name}'] must be an integer tensor of shape ({n},), "
+            f"got dtype {dtype} shape {tuple(value.shape)}"
+        )
+    _raise_for_rows((value < 0) | (value >= high), f"actions['{name}'] is outside [0, {high})")
 
 
 def _raise_for_rows(bad: torch.Tensor, what: str) -> None:

@@ -174,7 +174,7 @@ class GlimpseVectorEnv(VectorEnv):
             reward = reward.masked_fill(over, 0.0)
             terminated = terminated & ~over
         truncated = torch.zeros_like(terminated)
-        if self._episodes_over() is False:  # known on the host: no episode ended
+        if core.uniform_steps is not None and core.uniform_steps < n:  # host: none ended
             return self._observation(), reward, terminated, truncated, {}
         info = self._final_info(terminated.clone(), glimpses)  # masks apart from ``terminated``
         if mode != AutoresetMode.SAME_STEP:

@@ -66,13 +66,19 @@ RESUMABLE_CHANGES = {
     "world_size",
 }  # fmt: skip
 #: Each task's recipe: the defaults that differ from the flags' own (which are GlimpseMNIST-v0's).
-#: Catch: the paper's LSTM core (section 4.2).
+#: Catch: the paper's LSTM core (section 4.2) and an entropy bonus on the moves.
 #: A flag given on the command line wins. Why these values: docs/recipe.md.
 TASK_RECIPES: dict[str, dict[str, Any]] = {
     "GlimpseTranslatedMNIST-v0": {"std": 0.17, "epochs": 300},
     "GlimpseClutteredMNIST-v0": {"std": 0.17, "epochs": 300},
     "GlimpseClutteredMNIST100-v0": {"std": 0.17, "epochs": 300},
-    "GlimpseCatch-v0": {"core": "lstm", "epochs": 200, "eval_batch_size": 500},
+    "GlimpseCatch-v0": {
+        "core": "lstm",
+        "epochs": 100,
+        "eval_batch_size": 500,
+        "entropy_weight": 0.02,
+        "location_init": "center",
+    },
 }
 #: Files of a run folder that a new run (without ``--resume``) must never overwrite.
 RUN_FILES = ("last.pt", "best.pt", "metrics.json", "metrics.csv")
@@ -84,6 +90,7 @@ TEST_FLAGS = {
 #: The settings that are the network's (``RAMConfig`` fields, saved under ``config["model"]``).
 MODEL_FLAGS = (
     "core", "glimpse_hidden", "location_hidden", "glimpse_features", "core_size", "policy_hidden",
+    "location_init",
 )  # fmt: skip
 #: The retina flags, which default to the task's own values (``ram_env.TASKS``).
 RETINA = ("n_glimpses", "patch_size", "n_scales", "scale_factor")
@@ -138,6 +145,9 @@ class Args:
     """location network hidden size"""
     core: Literal["rnn", "lstm"] = "rnn"
     """core network: the paper's ReLU RNN or an LSTM"""
+    location_init: Literal["random", "center"] = "random"
+    """the location network's output layer: PyTorch's random init, or zero so that the first
+    fixations it picks are the centre (task recipes)"""
     std: float = 0.1
     """location policy standard deviation, a fraction of the half-width (task recipes)"""
     glimpse_stats: Literal["dataset", "mnist"] = "dataset"
@@ -154,6 +164,9 @@ class Args:
     image's other episodes as REINFORCE baseline"""
     reinforce_weight: float = 1.0
     """weight of the REINFORCE term in the hybrid loss"""
+    entropy_weight: float = 0.0
+    """a game's entropy bonus: weight of the move policy's entropy (nats, summed over steps) in
+    the loss (task recipes)"""
     epochs: int = 100
     """training epochs (task recipes)"""
     lr: float = 1e-3
@@ -237,6 +250,8 @@ class Args:
                 f"--lr and --std must be > 0 and --reinforce-weight >= 0, got {self.lr}, "
                 f"{self.std} and {self.reinforce_weight}"
             )
+        if not self.entropy_weight >= 0:
+            raise ValueError(f"--entropy-weight must be >= 0, got {self.entropy_weight}")
         batch = self.batch_size * self.accumulate
         if self.train_subset is not None and self.train_subset < batch:
             raise ValueError(
@@ -250,6 +265,10 @@ class Args:
             )
         if not is_game(self.env):
             GlimpseConfig.from_kwargs(task_kwargs(self))
+            if self.entropy_weight:
+                raise ValueError(
+                    f"--entropy-weight: a setting of the games (its moves), not of {self.env}"
+                )
             return
         game = CatchConfig.from_kwargs(task_kwargs(self))
         if self.n_glimpses != game.n_glimpses:
@@ -372,6 +391,7 @@ def run_config(args: Args, world_size: int = 1) -> dict[str, Any]:
         policy_hidden=args.policy_hidden,
         glimpse_mean=mean,
         glimpse_std=std,
+        location_init=args.location_init,
     )
     config = {key: value for key, value in asdict(args).items() if key not in MODE_FLAGS[1:]}
     config.update(run_name=run_name(args), env_kwargs=env_kwargs, model=model.to_dict())
@@ -431,7 +451,7 @@ def write_metrics(history: list[dict], folder: pathlib.Path) -> None:
 #: What a run saved before a setting existed trained with (so such runs still resume).
 LEGACY_SETTINGS = {
     "samples_per_image": 1, "reinforce_weight": 1.0, "glimpse_stats": "mnist", "accumulate": 1,
-    "world_size": 1,
+    "world_size": 1, "entropy_weight": 0.0,
 }  # fmt: skip
 
 
@@ -692,7 +712,14 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
         ) as batches_bar:
             if game:
                 stats = train_games(
-                    model, train_env, optimizer, order, config["std"], noise, batches_bar.update
+                    model,
+                    train_env,
+                    optimizer,
+                    order,
+                    config["std"],
+                    noise,
+                    batches_bar.update,
+                    config["entropy_weight"],
                 )
             else:
                 stats = train_epoch(

@@ -5,8 +5,11 @@ picks the next fixation ``l_t ~ N(mu_t, std^2)`` and the action network (``RAM.c
 ``num_classes`` = the game's moves) a paddle move ``a_t ~ softmax(W_a h_t)``. The only reward is
 the catch at the end, ``R`` (1 or 0); the loss (``game_loss``) is REINFORCE for both policies
 with the learned baseline ``b_t``, ``-(sum_t log pi(l_t) + log pi(a_t)) (R - b_t)``, plus the
-baseline's squared error. The move's REINFORCE gradient trains the core and glimpse networks
-(the location network and baseline read ``h_t`` through a stop-gradient, as in the digit tasks).
+baseline's squared error, minus ``beta`` times the moves' entropy ``sum_t H(pi(. | h_t))`` (an
+entropy bonus, Williams & Peng 1991, as in A3C: without it the move policy collapses onto one
+move long before the catches tell it where the ball is). The move's REINFORCE gradient trains
+the core and glimpse networks (the location network and baseline read ``h_t`` through a
+stop-gradient, as in the digit tasks).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class GameRollout:
         reward: ``[B]`` 1.0 for a caught ball.
         fixations: ``[B, T, 2]`` where each glimpse was taken.
         moves: ``[B, T]`` the paddle moves.
+        entropy: ``[B, T]`` the entropy (nats) of the move policy at each step.
         glimpses, screens: ``[B, T, k, g, g]`` and uint8 ``[B, T, H, W]`` at each step, with
             ``game_rollout(keep_frames=True)`` (pictures), else ``None``.
     """
@@ -45,6 +49,7 @@ class GameRollout:
     reward: torch.Tensor
     fixations: torch.Tensor
     moves: torch.Tensor
+    entropy: torch.Tensor
     glimpses: torch.Tensor | None = None
     screens: torch.Tensor | None = None
 
@@ -68,7 +73,8 @@ def game_rollout(
     obs, _ = env.reset(options={"indices": indices, "samples": samples})
     state = model.initial_state(batch, device)
     steps = env.config.n_glimpses
-    log_pi, baselines, fixations, moves, glimpses, screens = [], [], [], [], [], []
+    log_pi, baselines, fixations, moves, entropy = [], [], [], [], []
+    glimpses, screens = [], []
     reward = torch.zeros(batch, device=device)
     for t in range(steps):
         fixations.append(obs["location"])
@@ -99,6 +105,7 @@ def game_rollout(
         log_pi.append(step_log_pi)
         baselines.append(model.baseline(hidden))
         moves.append(move)
+        entropy.append(-(log_moves.exp() * log_moves).sum(dim=-1))
         obs, reward, _, _, _ = env.step({"location": location, "move": move})
     return GameRollout(
         log_pi=torch.stack(log_pi, dim=1),
@@ -106,19 +113,29 @@ def game_rollout(
         reward=reward,
         fixations=torch.stack(fixations, dim=1),
         moves=torch.stack(moves, dim=1),
+        entropy=torch.stack(entropy, dim=1),
         glimpses=torch.stack(glimpses, dim=1) if keep_frames else None,
         screens=torch.stack(screens, dim=1) if keep_frames else None,
     )
 
 
-def game_loss(rollout: GameRollout) -> dict[str, torch.Tensor]:
-    """``{"loss", "reinforce", "baseline"}``: REINFORCE of moves and fixations with the learned
-    baseline (advantage ``R - b_t``, summed over steps, mean over games) + the baseline's MSE."""
+def game_loss(rollout: GameRollout, entropy_weight: float = 0.0) -> dict[str, torch.Tensor]:
+    """``{"loss", "reinforce", "baseline", "entropy"}``: REINFORCE of moves and fixations with
+    the learned baseline (advantage ``R - b_t``, summed over steps, mean over games) + the
+    baseline's MSE - ``entropy_weight`` x the moves' entropy (summed over steps, mean over
+    games; reported as the mean per step)."""
     reward = rollout.reward[:, None]
     advantage = (reward - rollout.baselines).detach()
     reinforce = -(rollout.log_pi * advantage).sum(dim=1).mean()
     baseline = F.mse_loss(rollout.baselines, reward.expand_as(rollout.baselines))
-    return {"loss": reinforce + baseline, "reinforce": reinforce, "baseline": baseline}
+    entropy = rollout.entropy.sum(dim=1).mean()
+    loss = reinforce + baseline - entropy_weight * entropy
+    return {
+        "loss": loss,
+        "reinforce": reinforce,
+        "baseline": baseline,
+        "entropy": entropy / rollout.entropy.shape[1],
+    }
 
 
 def train_games(
@@ -129,9 +146,11 @@ def train_games(
     std: float,
     generator: torch.Generator,
     on_batch: Callable[[int], None] | None = None,
+    entropy_weight: float = 0.0,
 ) -> dict[str, float]:
     """One pass over the games ``indices``, ``env.num_envs`` per batch (a last partial batch is
-    dropped). Returns the means of the loss terms and ``accuracy`` (the catch rate)."""
+    dropped), each batch one Adam step on ``game_loss(entropy_weight)``. Returns the means of
+    the loss terms and ``accuracy`` (the catch rate of the sampled policy)."""
     model.train()
     batch = env.num_envs
     batches = len(indices) // batch
@@ -140,7 +159,7 @@ def train_games(
     totals: dict[str, torch.Tensor] = {}
     for start in range(0, batches * batch, batch):
         played = game_rollout(model, env, indices[start : start + batch], std, generator)
-        losses = game_loss(played)
+        losses = game_loss(played, entropy_weight)
         optimizer.zero_grad(set_to_none=True)
         losses["loss"].backward()
         optimizer.step()

@@ -41,6 +41,9 @@ class RAMConfig:
         glimpse_mean, glimpse_std: glimpses are standardised as ``(phi - mean) / std`` (the
             training images' intensity statistics, ``ram_env.datasets.PIXEL_STATS``; MNIST's
             by default).
+        location_init: ``"random"`` (PyTorch's default init everywhere) or ``"center"``: the
+            location network's output layer starts at zero, so ``mu_t = 0`` (the centre) until
+            REINFORCE moves it (Catch: a first look at the whole screen, docs/recipe.md).
     """
 
     glimpse_shape: tuple[int, int, int] = (1, 8, 8)
@@ -53,10 +56,15 @@ class RAMConfig:
     num_classes: int = 10
     glimpse_mean: float = 0.1307
     glimpse_std: float = 0.3081
+    location_init: str = "random"
 
     def __post_init__(self) -> None:
         if self.core not in ("rnn", "lstm"):
             raise ValueError(f"core must be 'rnn' or 'lstm', got {self.core!r}")
+        if self.location_init not in ("random", "center"):
+            raise ValueError(
+                f"location_init must be 'random' or 'center', got {self.location_init!r}"
+            )
 
     def to_dict(self) -> dict:
         """Plain values (as stored in checkpoints); ``from_dict`` inverts it."""
@@ -88,6 +96,9 @@ class RAM(nn.Module):
             self.core_recurrent = nn.Linear(config.core_size, config.core_size)
         self.policy_hidden = nn.Linear(config.core_size, config.policy_hidden)
         self.policy_mean = nn.Linear(config.policy_hidden, 2)
+        if config.location_init == "center":
+            nn.init.zeros_(self.policy_mean.weight)
+            nn.init.zeros_(self.policy_mean.bias)
         self.baseline_head = nn.Linear(config.core_size, 1)
         self.classifier = nn.Linear(config.core_size, config.num_classes)
 

@@ -157,6 +157,7 @@ class RamLearner:
         self.config = config = train_reinforce.run_config(ram_args)
         self.device = resolve_device(args.device)
         self.batch, self.std = config["batch_size"], config["std"]
+        self.entropy_weight = config["entropy_weight"]
         self.glimpses = ram_args.n_glimpses
         self.game = train_reinforce.is_game(args.env)
         torch.manual_seed(seed)
@@ -199,8 +200,11 @@ class RamLearner:
             chunk = self.order[self.position * self.batch : (self.position + count) * self.batch]
             tick = time.perf_counter()
             chunk = chunk.to(self.device)
-            train = train_games if self.game else train_epoch
-            train(self.model, self.env, self.optimizer, chunk, self.std, self.noise)
+            if self.game:
+                train_games(self.model, self.env, self.optimizer, chunk, self.std, self.noise,
+                            entropy_weight=self.entropy_weight)  # fmt: skip
+            else:
+                train_epoch(self.model, self.env, self.optimizer, chunk, self.std, self.noise)
             per_batch = (time.perf_counter() - tick) / count
             self.position += count
             self.steps += count * self.batch * self.glimpses

@@ -3,6 +3,7 @@
 import json
 
 import gymnasium as gym
+import pytest
 import torch
 
 import ram_env  # noqa: F401  (registers the ids)
@@ -41,7 +42,11 @@ def test_a_rollout_moves_and_looks_every_step_and_the_loss_is_reinforce_only():
         24,
     )
     losses = game_loss(played)
-    assert set(losses) == {"loss", "reinforce", "baseline"} and torch.isfinite(losses["loss"])
+    assert set(losses) == {"loss", "reinforce", "baseline", "entropy"}
+    assert torch.isfinite(losses["loss"]) and 0 < losses["entropy"] <= torch.log(torch.tensor(3.0))
+    bonus = game_loss(played, entropy_weight=0.5)
+    total = losses["loss"] - 0.5 * played.entropy.sum(dim=1).mean()
+    assert torch.allclose(bonus["loss"], total)
     losses["loss"].backward()
     assert model.what.weight.grad.abs().sum() > 0  # the moves' REINFORCE reaches the glimpse net
 
@@ -98,3 +103,33 @@ def test_digit_task_settings_are_refused_for_a_game(capsys):
         else:  # pragma: no cover
             raise AssertionError(f"{flags} accepted")
         assert "settings of the digit tasks" in capsys.readouterr().err
+
+
+def test_the_catch_recipe_looks_at_the_centre_first_and_keeps_its_moves_uncertain():
+    args = train_reinforce.parse_args(["--env", "GlimpseCatch-v0"])
+    assert (args.entropy_weight, args.location_init) == (0.02, "center")
+    model = RAM(
+        RAMConfig(**train_reinforce.run_config(args)["model"] | {"glimpse_shape": (3, 6, 6)})
+    )
+    hidden = torch.randn(5, model.config.core_size)
+    assert torch.equal(model.location_mean(hidden), torch.zeros(5, 2))
+    digits = train_reinforce.parse_args([])
+    assert (digits.entropy_weight, digits.location_init) == (0.0, "random")
+    assert RAM(RAMConfig()).location_mean(torch.randn(5, 256)).abs().sum() > 0
+
+
+def test_bad_entropy_and_location_init_settings_are_refused(capsys):
+    for flags, message in (
+        (["--env", "GlimpseCatch-v0", "--entropy-weight", "-1"], "--entropy-weight must be >= 0"),
+        (["--entropy-weight", "0.1"], "--entropy-weight: a setting of the games"),
+        (["--location-init", "middle"], "location-init"),
+    ):
+        try:
+            train_reinforce.parse_args(flags)
+        except SystemExit:
+            pass
+        else:  # pragma: no cover
+            raise AssertionError(f"{flags} accepted")
+        assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="location_init must be 'random' or 'center'"):
+        RAMConfig(location_init="middle")

@@ -209,7 +209,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     episodes = play_episodes(model, env_id, kwargs, args.episodes, args.device, args.seed)
     paths = save_figures(figures_of(episodes, args.columns), args.out)
     right = int((episodes.answers == episodes.truths).sum())
-    print(f"{right}/{len(episodes.answers)} right; wrote " + ", ".join(map(str, paths)))
+    verdict = "caught" if hasattr(episodes.config, "paddle_width") else "right"
+    print(f"{right}/{len(episodes.answers)} {verdict}; wrote " + ", ".join(map(str, paths)))
     return 0
 
 

@@ -185,7 +185,14 @@ def _text(
     draw.text(xy, text, fill=fill, font=font, anchor=anchor, stroke_width=stroke, stroke_fill=0)
 
 
-def _label_text(answer: int | None, truth: int | None) -> tuple[str, tuple[int, int, int]]:
+def _label_text(
+    answer: int | None, truth: int | None, config: Any
+) -> tuple[str, tuple[int, int, int]]:
+    if hasattr(config, "paddle_width"):  # a game (Catch): the answer is 1 for a caught ball
+        if answer is None or truth is None:
+            return "", TEXT_COLOUR
+        caught = int(answer) == int(truth)
+        return ("caught" if caught else "missed"), RIGHT_COLOUR if caught else WRONG_COLOUR
     parts, colour = [], TEXT_COLOUR
     if answer is not None:
         parts.append(f"answer {int(answer)}")
@@ -244,9 +251,10 @@ def draw_frame(
             pairs or an array ``[t, 2]``); empty before the first reset (then no box).
         glimpse: ``[k, g, g]`` in ``[0, 1]`` taken at ``path[-1]``, or ``None`` to compute it
             with the sensor.
-        config: the retina and episode settings (``GlimpseConfig``).
+        config: the retina and episode settings (``GlimpseConfig``, or ``CatchConfig``).
         answer, truth: the answered and the true class; callers pass ``truth`` only once the
-            episode has ended.
+            episode has ended. A game (``CatchConfig``) shows "caught" where they agree (its
+            answer is 1 for a caught ball, its truth 1), else "missed".
         step: the glimpse number shown (default ``len(path)``).
         min_size: the shorter side of the enlarged canvas is at least this.
     """
@@ -309,7 +317,7 @@ def draw_frame(
         frame.paste(_patch_image(glimpse[scale], tile_factor), (strip_x + 2, y0 + 2))
 
     shown = len(fixations) if step is None else step
-    label, colour = _label_text(answer, truth)
+    label, colour = _label_text(answer, truth, config)
     frame.paste(
         _band(frame_width, f"glimpse {shown}/{config.n_glimpses}", label, colour),
         (0, MARGIN + panel_height),
@@ -353,7 +361,7 @@ def draw_fixations(
     frame_width = width * factor + 2 * MARGIN
     frame = Image.new("RGB", (frame_width, MARGIN + height * factor + BAND), BACKGROUND)
     frame.paste(panel, (MARGIN, MARGIN))
-    label, colour = _label_text(answer, truth)
+    label, colour = _label_text(answer, truth, config)
     frame.paste(_band(frame_width, "", label, colour), (0, MARGIN + height * factor))
     return np.asarray(frame, dtype=np.uint8).copy()
 
@@ -386,7 +394,7 @@ def draw_glimpses(
             y0 = MARGIN + header + scale * (cell + 2)
             draw.rectangle((x0, y0, x0 + cell - 1, y0 + cell - 1), fill=_scale_colour(scale))
             picture.paste(_patch_image(glimpses[t, scale], factor), (x0 + 2, y0 + 2))
-    label, colour = _label_text(answer, truth)
+    label, colour = _label_text(answer, truth, config)
     picture.paste(_band(width, "", label, colour), (0, height))
     return np.asarray(picture, dtype=np.uint8).copy()
 

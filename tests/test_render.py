@@ -282,3 +282,18 @@ def test_out_naming_the_gif_writes_that_gif(tmp_path):
     argv = ["--env", "GlimpseMNIST-v0", "--episodes", "2", "--out", str(tmp_path / "x.gif")]
     assert figures.main(argv) == 0
     assert sorted(p.name for p in tmp_path.iterdir()) == ["x.gif", "x_bbox.png", "x_glimpses.png"]
+
+
+def test_a_game_frame_says_caught_or_missed_not_a_class():
+    from ram_env.catch import CatchConfig
+
+    config = CatchConfig()
+    canvas = np.zeros(config.canvas_shape, np.uint8)
+    path = np.zeros((config.n_glimpses, 2), np.float32)
+    assert render._label_text(1, 1, config) == ("caught", render.RIGHT_COLOUR)
+    assert render._label_text(0, 1, config) == ("missed", render.WRONG_COLOUR)
+    assert render._label_text(3, 4, MULTISCALE) == ("answer 3  true 4", render.WRONG_COLOUR)
+    for answer, colour in ((1, render.RIGHT_COLOUR), (0, render.WRONG_COLOUR)):
+        frame = render.draw_frame(canvas, path, None, config, answer=answer, truth=1)
+        band = band_right_half(frame).reshape(-1, 3)
+        assert (band == colour).all(axis=1).any()  # the verdict is written in its colour

@@ -20,6 +20,8 @@ sees the very same first glimpses). Evaluation time is outside the budget.
   Discrete adapter (``agents.sb3.make_sb3_vec_env``) with the hyperparameters of
   ``SB3_HYPERPARAMS`` (the sweep's winners, docs/sb3_sweep.md); pure reward (1 for a right
   answer). Env steps = ``model.num_timesteps``. Scored with deterministic and sampled actions.
+* ``random``: the chance level, uniform random fixations and labels (or moves), never trained
+  (a flat curve).
 
 Outputs in ``--out/<env>/<budget>/``: ``<agent>_s<seed>.csv`` (one row per point), the summary
 ``table.md`` and ``summary.csv`` (final point: mean and min-max over seeds), and with the
@@ -59,13 +61,15 @@ from agents.game import evaluate_game, train_games
 from agents.reinforce import evaluate, train_epoch
 from agents.sb3 import algorithm_class, evaluate_sb3, make_sb3_vec_env, save_model
 from ram_env.atomic import atomic_write
-from ram_env.catch import NUM_TEST_GAMES
+from ram_env.canvas import episode_key, hash_unit
+from ram_env.catch import MOVES, NUM_TEST_GAMES
 from ram_env.core import resolve_device
-from ram_env.datasets import load_split
+from ram_env.datasets import NUM_CLASSES, load_split
+from ram_env.vector import index_sweep
 
-AgentName = Literal["ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "dqn"]
+AgentName = Literal["ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "dqn", "random"]
 EnvId = Literal[tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))]  # type: ignore[valid-type]
-AGENTS: tuple[str, ...] = ("ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "dqn")
+AGENTS: tuple[str, ...] = ("ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "dqn", "random")
 #: Observations ``ppo-stack`` sees at once.
 FRAME_STACK = 4
 #: The seed that keys the test episodes' start fixations: one for every agent and point.
@@ -354,9 +358,58 @@ class SB3Learner:
         self.seconds = state["seconds"]
 
 
+class RandomLearner:
+    """The chance level: uniform random fixations and labels (or moves), never trained.
+
+    Its budget passes without learning (the curve is flat); its episodes' draws are a pure
+    function of (test item, step, ``EVAL_SEED``), so its score is one number whatever the
+    batch. Deterministic and sampled are the same policy here."""
+
+    def __init__(self, args: Args, seed: int) -> None:
+        config = train_reinforce.run_config(train_reinforce.Args.for_task(args.env))
+        self.device = resolve_device(args.device)
+        self.env = train_reinforce.make_env(config, "test", 500, self.device).unwrapped
+        self.game = train_reinforce.is_game(args.env)
+        self.steps, self.seconds = 0, 0.0
+
+    def train_until(self, kind: str, target: float) -> None:
+        if kind == "steps":
+            self.steps = max(self.steps, int(target))
+        else:
+            self.seconds = max(self.seconds, float(target))
+
+    def evaluate(self, indices: torch.Tensor) -> tuple[float, float]:
+        env, (key, choices) = self.env, ("move", MOVES) if self.game else ("label", NUM_CLASSES)
+        indices = indices.to(self.device)
+        env.reset(seed=EVAL_SEED)
+        right = 0.0
+        for items, valid in index_sweep(indices, env.num_envs):
+            env.reset(options={"indices": items})
+            keys = episode_key(items, torch.zeros_like(items), EVAL_SEED)
+            for step in range(env.config.n_glimpses):
+                draws = [hash_unit(keys, 3 * step + i) for i in range(3)]
+                location = torch.stack(draws[:2], dim=1) * 2 - 1
+                other = (draws[2] * choices).long().clamp(max=choices - 1)
+                _, reward, _, _, _ = env.step({"location": location, key: other})
+            right += float(reward[:valid].sum())
+        error = 100 * (1 - right / len(indices))
+        return error, error
+
+    def save(self, folder: pathlib.Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        state = {"steps": self.steps, "seconds": self.seconds}
+        atomic_write(folder / "random.json", lambda file: file.write(json.dumps(state).encode()))
+
+    def load(self, folder: pathlib.Path) -> None:
+        state = json.loads((folder / "random.json").read_text())
+        self.steps, self.seconds = state["steps"], state["seconds"]
+
+
 def make_learner(args: Args, agent: str, seed: int, overrides: dict | None = None) -> Any:
     if agent == "ram":
         return RamLearner(args, seed)
+    if agent == "random":
+        return RandomLearner(args, seed)
     return SB3Learner(args, seed, agent, overrides)
 
 

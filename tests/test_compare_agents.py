@@ -121,3 +121,18 @@ def test_catch_is_compared_too(tmp_path):
         (row,) = rows(folder / f"{name}.csv")
         assert int(row["env_steps"]) >= 1472 and 0 <= float(row["test_error"]) <= 100
     assert compare.main([*argv[:-2], "--eval-images", "1001", "--out", str(tmp_path)]) == 2
+
+
+@pytest.mark.parametrize("env", ["GlimpseMNIST-v0", "GlimpseCatch-v0"])
+def test_the_random_player_is_the_chance_level_with_one_score(env):
+    compare = load("compare_agents")
+    args = compare.Args(env=env, agents=("random",), seeds=(0,))
+    learner = compare.RandomLearner(args, seed=0)
+    items = torch.arange(min(200, learner.env.num_images))  # the tests' small MNIST split
+    error, sampled = learner.evaluate(items)
+    assert error == sampled and 70 < error < 100  # chance: 90% wrong labels, ~91% missed balls
+    config = compare.train_reinforce.run_config(compare.train_reinforce.Args.for_task(env))
+    learner.env = compare.train_reinforce.make_env(config, "test", 7, torch.device("cpu")).unwrapped
+    assert learner.evaluate(items) == (error, sampled)  # whatever the batch
+    learner.train_until("steps", 1000)
+    assert learner.steps == 1000 and learner.evaluate(items) == (error, sampled)  # never learns

@@ -314,13 +314,17 @@ def parse_args(argv: list[str] | None = None) -> Args:
     parsed against each in turn, so a flag given always wins and an absent one means "as the
     run was". Bad settings exit with status 2 and a message naming them.
     """
-    args = _cli(argv, Args())
-    args = _cli(argv, Args.for_task(args.env))  # the task decides the run folder's name
-    if args.resume or args.test:
-        saved = saved_config(args)
-        if saved is not None:
-            mode = {name: getattr(args, name) for name in MODE_FLAGS}
-            args = _cli(argv, replace(Args.from_config(saved), **mode))
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # --help shows the last layer's defaults (the task's, or the saved run's): not before.
+    quiet = [arg for arg in argv if arg not in ("-h", "--help")]
+    args = _cli(quiet, Args())
+    args = _cli(quiet, Args.for_task(args.env))  # the task decides the run folder's name
+    saved = saved_config(args) if args.resume or args.test else None
+    if saved is None:
+        args = _cli(argv, Args.for_task(args.env))
+    else:
+        mode = {name: getattr(args, name) for name in MODE_FLAGS}
+        args = _cli(argv, replace(Args.from_config(saved), **mode))
     try:
         args.check()
     except ValueError as error:

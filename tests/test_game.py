@@ -133,3 +133,10 @@ def test_bad_entropy_and_location_init_settings_are_refused(capsys):
         assert message in capsys.readouterr().err
     with pytest.raises(ValueError, match="location_init must be 'random' or 'center'"):
         RAMConfig(location_init="middle")
+
+
+def test_help_shows_the_tasks_own_defaults(capsys):
+    with pytest.raises(SystemExit):
+        train_reinforce.parse_args(["--env", "GlimpseCatch-v0", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "(default: 23)" in shown and "(default: 0.02)" in shown  # glimpses, entropy weight

@@ -45,13 +45,20 @@ def square_origin(
         ``(rows, cols)``: two int64 tensors ``[B]`` (``[B, k]`` for ``k`` sides); they may be
         negative or past the canvas.
     """
-    px = (fixations[:, 0] + 1.0) * (0.5 * width)
-    py = (fixations[:, 1] + 1.0) * (0.5 * height)
-    if isinstance(side, torch.Tensor):
-        px, py = px[:, None], py[:, None]
-    cols = torch.floor(px - side / 2 + 0.5).long()
-    rows = torch.floor(py - side / 2 + 0.5).long()
-    return rows, cols
+    sides = torch.as_tensor(side, dtype=torch.float32, device=fixations.device).reshape(-1)
+    half = torch.tensor([0.5 * width, 0.5 * height], device=fixations.device)
+    origin = _origins(fixations, half, (sides / 2 - 0.5)[:, None])  # [B, k, 2]
+    if not isinstance(side, torch.Tensor):
+        origin = origin[:, 0]
+    return origin[..., 1], origin[..., 0]
+
+
+def _origins(fixations: torch.Tensor, half: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """int64 ``[B, k, 2]``: ``(column, row)`` of each square's first pixel, i.e.
+    ``floor(p - side / 2 + 0.5)`` with ``p = (fixation + 1) * half`` the fixation in pixels
+    (``half = [W / 2, H / 2]``, ``shift = side / 2 - 0.5`` as ``[k, 1]``): the one place of the
+    module docstring's rule."""
+    return (((fixations + 1.0) * half)[:, None, :] - shift).floor_().long()
 
 
 def integral_image(canvases: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -98,15 +105,14 @@ def glimpse_from_integral(
     batch, rows_plus, cols_plus = integral.shape
     height, width = rows_plus - 1, cols_plus - 1
     peak = 255.0 if integral.dtype == torch.int32 else 1.0
-    sides, steps, norm = _retina_constants(
-        patch_size, n_scales, scale_factor, peak, integral.device
+    half, shift, steps, limit, norm = _retina_constants(
+        patch_size, n_scales, scale_factor, peak, height, width, integral.device
     )
-    rows0, cols0 = square_origin(fixations, sides, height, width)  # every scale: [B, k]
     # Block (a, b) of scale i spans rows [r0 + a f, r0 + (a + 1) f) with f = s**i; clamping its
     # corners to the canvas drops exactly the outside pixels, which read as 0.
-    cols = (cols0[:, :, None] + steps).clamp_(0, width)  # [B, k, g + 1]
-    rows = (rows0[:, :, None] + steps).clamp_(0, height)
-    index = (rows * cols_plus)[:, :, :, None] + cols[:, :, None, :]  # [B, k, g + 1, g + 1]
+    corners = (_origins(fixations, half, shift)[..., None] + steps).clamp_(min=0)
+    corners = torch.minimum(corners, limit, out=corners)  # [B, k, 2 (col, row), g + 1]
+    index = corners[:, :, 1, :, None] * cols_plus + corners[:, :, 0, None, :]  # [B, k, g+1, g+1]
     side = patch_size + 1
     flat = integral.reshape(batch, rows_plus * cols_plus)
     corners = flat.gather(1, index.view(batch, n_scales * side * side))
@@ -121,19 +127,24 @@ def _retina_constants(
     n_scales: int,
     scale_factor: int,
     peak: float,
+    height: int,
+    width: int,
     device: torch.device,
 ) -> tuple[torch.Tensor, ...]:
-    """Tensors a glimpse needs that depend on the retina only (built once per device).
+    """Tensors a glimpse needs that depend on the retina and canvas only (built once per
+    device), so that a glimpse is a handful of batched ops.
 
-    Returns ``(sides [k], steps [k, g + 1], norm [k, 1, 1])``: each scale's side in pixels
-    (float), the corner offsets ``a * s**i``, and ``1 / (peak * s**(2 i))`` (a block sum to a
-    mean intensity).
+    Returns ``(half [2], shift [k, 1], steps [k, 1, g + 1], limit [2, 1], norm [k, 1, 1])``:
+    ``[W / 2, H / 2]``; each scale's ``side / 2 - 0.5``; the corner offsets ``a * s**i``;
+    ``[W, H]`` (the last corner); ``1 / (peak * s**(2 i))`` (a block sum to a mean intensity).
     """
     factors = torch.tensor([scale_factor**scale for scale in range(n_scales)], device=device)
     sides = (patch_size * factors).float()
+    half = torch.tensor([0.5 * width, 0.5 * height], device=device)
     steps = torch.arange(patch_size + 1, device=device)[None, :] * factors[:, None]
+    limit = torch.tensor([width, height], device=device)[:, None]
     norm = (1.0 / (peak * (factors * factors).to(torch.float32)))[:, None, None]
-    return sides, steps, norm
+    return half, (sides / 2 - 0.5)[:, None], steps[:, None, :], limit, norm
 
 
 def glimpse(

@@ -250,8 +250,10 @@ class Args:
                 f"--lr and --std must be > 0 and --reinforce-weight >= 0, got {self.lr}, "
                 f"{self.std} and {self.reinforce_weight}"
             )
-        if not self.entropy_weight >= 0:
-            raise ValueError(f"--entropy-weight must be >= 0, got {self.entropy_weight}")
+        if not (math.isfinite(self.entropy_weight) and self.entropy_weight >= 0):
+            raise ValueError(
+                f"--entropy-weight must be a finite number >= 0, got {self.entropy_weight}"
+            )
         batch = self.batch_size * self.accumulate
         if self.train_subset is not None and self.train_subset < batch:
             raise ValueError(
@@ -475,6 +477,9 @@ def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:
     """
     saved = {**LEGACY_SETTINGS, **saved}
     saved["model"] = RAMConfig.from_dict(saved["model"]).to_dict() if "model" in saved else None
+    for name in MODEL_FLAGS:  # a network setting the run predates as a flag: its model's
+        if saved["model"] is not None and name not in saved:
+            saved[name] = saved["model"][name]
     resumable = RESUMABLE_CHANGES - ({"epochs"} if saved.get("lr_schedule") == "cosine" else set())
     keys = (set(saved) | set(current)) - resumable - set(RETINA)  # env_kwargs holds the retina
     differ = sorted(key for key in keys if saved.get(key) != current.get(key))
@@ -565,9 +570,11 @@ def test(args: Args, config: dict, device: torch.device, group: Group = SINGLE) 
     for label, error in errors.items():
         print(f"  {label:>12}  {error:.2f}")
     trained = payload["config"]
+    trained_glimpses = trained["env_kwargs"]["n_glimpses"]
     name = test_file(
-        (saved["std"], glimpses, args.seed),
-        (trained["std"], trained["env_kwargs"]["n_glimpses"], trained["seed"]),
+        (saved["std"], glimpses, args.seed, args.M),
+        (trained["std"], trained_glimpses, trained["seed"], trained.get("M", 10)),
+        path,
     )
     result = {
         "checkpoint": str(path),
@@ -581,13 +588,18 @@ def test(args: Args, config: dict, device: torch.device, group: Group = SINGLE) 
     return errors
 
 
-def test_file(tested: tuple[float, int, int], trained: tuple[float, int, int]) -> str:
-    """``test.json`` for the run's own (std, glimpses, seed); another setting gets its own file
-    (``test_std.._glimpses.._seed...json``), so no test overwrites another's result."""
-    if tested == trained:
+def test_file(
+    tested: tuple[float, int, int, int], trained: tuple[float, int, int, int], path: pathlib.Path
+) -> str:
+    """``test.json`` for the run's own (std, glimpses, seed, M) on its ``best.pt``; any other
+    test gets its own file (``test_std.._glimpses.._seed..[_M..][_<checkpoint>].json``), so no
+    test overwrites another's result."""
+    if tested == trained and path.name == "best.pt":
         return "test.json"
-    std, glimpses, seed = tested
-    return f"test_std{std:g}_glimpses{glimpses}_seed{seed}.json"
+    std, glimpses, seed, M = tested
+    name = f"test_std{std:g}_glimpses{glimpses}_seed{seed}"
+    name += f"_M{M}" if M != trained[3] else ""
+    return name + ("" if path.name == "best.pt" else f"_{path.stem}") + ".json"
 
 
 def test_game(
@@ -610,7 +622,7 @@ def test_game(
     result = {"checkpoint": str(path), "epoch": payload["epoch"], "std": saved["std"],
               "seed": args.seed, "catch_rate": rates}  # fmt: skip
     trained = payload["config"]
-    name = test_file((saved["std"], 0, args.seed), (trained["std"], 0, trained["seed"]))
+    name = test_file((saved["std"], 0, args.seed, 0), (trained["std"], 0, trained["seed"], 0), path)
     (path.parent / name).write_text(json.dumps(result, indent=1))
     return rates
 
@@ -684,17 +696,22 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
     writer = SummaryWriter(log_dir, purge_step=epoch + 1) if main else None
     shards = shard_count(config)
     global_batch = config["batch_size"] * shards
+    game = is_game(config["env"])
+    per_epoch = (config["train_subset"] or GAMES_PER_EPOCH) if game else len(train_images)
+    data = (
+        f"{per_epoch} random training games per epoch (of {len(train_images)}) / "
+        f"{len(valid_images)} validation games"
+        if game
+        else f"{len(train_images)} train / {len(valid_images)} validation images"
+    )
     print(
-        f"{config['env']} on {device}: {len(train_images)} train / {len(valid_images)} validation "
-        f"images, batch {config['batch_size']}"
+        f"{config['env']} on {device}: {data}, batch {config['batch_size']}"
         + (f" x {shards} = {global_batch}" if shards > 1 else "")
         + f", {sum(p.numel() for p in model.parameters())} params"
         + (f", {group.world_size} processes" if group.parallel else "")
     )
-    game = is_game(config["env"])
     if game and group.parallel:
         raise DistributedError(f"{config['env']} trains on one process (no torchrun yet)")
-    per_epoch = (config["train_subset"] or GAMES_PER_EPOCH) if game else len(train_images)
     images_per_epoch = per_epoch // global_batch * global_batch
     epochs_bar = tqdm(
         total=config["epochs"], initial=epoch, unit="epoch", desc="epochs", disable=not main

@@ -42,8 +42,10 @@ class RAMConfig:
             training images' intensity statistics, ``ram_env.datasets.PIXEL_STATS``; MNIST's
             by default).
         location_init: ``"random"`` (PyTorch's default init everywhere) or ``"center"``: the
-            location network's output layer starts at zero, so ``mu_t = 0`` (the centre) until
-            REINFORCE moves it (Catch: a first look at the whole screen, docs/recipe.md).
+            location network's output layer starts at zero, so the fixations it picks (from
+            the second glimpse on; the first is the env's start) are the centre, ``mu_t = 0``,
+            until REINFORCE moves them (Catch: there the coarsest scale sees the whole screen;
+            docs/recipe.md).
     """
 
     glimpse_shape: tuple[int, int, int] = (1, 8, 8)

@@ -74,6 +74,8 @@ AGENTS: tuple[str, ...] = ("ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "d
 FRAME_STACK = 4
 #: The seed that keys the test episodes' start fixations: one for every agent and point.
 EVAL_SEED = 0
+#: The first hash stream of the random agent's draws.
+RANDOM_STREAM = 1000
 #: RAM trains in chunks of batches of about this many seconds between clock checks.
 RAM_CHUNK_SECONDS = 1.0
 #: SB3 hyperparameters per task and algorithm, RL-Zoo style: the winners of the sweep
@@ -245,6 +247,16 @@ class RamLearner:
 
     def load(self, folder: pathlib.Path) -> None:
         state = load_checkpoint(folder / "ram.pt")
+        if state["config"] != self.config:  # e.g. a cell saved under an older task recipe
+            changed = sorted(
+                key
+                for key in set(state["config"]) | set(self.config)
+                if state["config"].get(key) != self.config.get(key)
+            )
+            raise RuntimeError(
+                f"{folder / 'ram.pt'} was trained with other RAM settings ({', '.join(changed)});"
+                " use another --out or remove the cell"
+            )
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["rng"]["torch"])
@@ -387,7 +399,8 @@ class RandomLearner:
             env.reset(options={"indices": items})
             keys = episode_key(items, torch.zeros_like(items), EVAL_SEED)
             for step in range(env.config.n_glimpses):
-                draws = [hash_unit(keys, 3 * step + i) for i in range(3)]
+                # Streams of their own (the env's start fixation reads streams 0 and 1).
+                draws = [hash_unit(keys, RANDOM_STREAM + 3 * step + i) for i in range(3)]
                 location = torch.stack(draws[:2], dim=1) * 2 - 1
                 other = (draws[2] * choices).long().clamp(max=choices - 1)
                 _, reward, _, _, _ = env.step({"location": location, key: other})

@@ -136,3 +136,14 @@ def test_the_random_player_is_the_chance_level_with_one_score(env):
     assert learner.evaluate(items) == (error, sampled)  # whatever the batch
     learner.train_until("steps", 1000)
     assert learner.steps == 1000 and learner.evaluate(items) == (error, sampled)  # never learns
+
+
+def test_a_ram_cell_saved_under_other_settings_is_refused(tmp_path):
+    compare = load("compare_agents")
+    args = compare.Args(env="GlimpseMNIST-v0", agents=("ram",), seeds=(0,))
+    compare.RamLearner(args, seed=0).save(tmp_path)
+    other = compare.RamLearner(args, seed=0)
+    other.config = {**other.config, "entropy_weight": 0.5}  # e.g. a newer recipe
+    with pytest.raises(RuntimeError, match="other RAM settings \\(entropy_weight\\)"):
+        other.load(tmp_path)
+    compare.RamLearner(args, seed=0).load(tmp_path)  # the same settings resume

@@ -124,3 +124,13 @@ def test_cli_test_applies_or_refuses_every_flag(tmp_path, capsys):
     for flags in (["--M", "4", "--eval-batch-size", "16"], ["--eval-batch-size", "64"]):
         assert run(tmp_path, "--test", *flags) == 0
         assert capsys.readouterr().out.splitlines()[-1] == plain.splitlines()[-1]  # mean policy
+
+
+def test_no_test_overwrites_another_tests_result(tmp_path):
+    assert run(tmp_path, "--epochs", "1") == 0
+    own = (tmp_path / "test.json").read_text()
+    assert run(tmp_path, "--test", "--M", "4") == 0
+    assert run(tmp_path, "--test", "--checkpoint", str(tmp_path / "last.pt")) == 0
+    assert (tmp_path / "test.json").read_text() == own  # the run's own result is kept
+    assert (tmp_path / "test_std0.1_glimpses6_seed1_M4.json").exists()
+    assert (tmp_path / "test_std0.1_glimpses6_seed1_last.json").exists()

@@ -120,7 +120,8 @@ def test_the_catch_recipe_looks_at_the_centre_first_and_keeps_its_moves_uncertai
 
 def test_bad_entropy_and_location_init_settings_are_refused(capsys):
     for flags, message in (
-        (["--env", "GlimpseCatch-v0", "--entropy-weight", "-1"], "--entropy-weight must be >= 0"),
+        (["--env", "GlimpseCatch-v0", "--entropy-weight", "-1"], "--entropy-weight must be a"),
+        (["--env", "GlimpseCatch-v0", "--entropy-weight", "inf"], "--entropy-weight must be a"),
         (["--entropy-weight", "0.1"], "--entropy-weight: a setting of the games"),
         (["--location-init", "middle"], "location-init"),
     ):
@@ -140,3 +141,22 @@ def test_help_shows_the_tasks_own_defaults(capsys):
         train_reinforce.parse_args(["--env", "GlimpseCatch-v0", "--help"])
     shown = " ".join(capsys.readouterr().out.split())
     assert "(default: 23)" in shown and "(default: 0.02)" in shown  # glimpses, entropy weight
+
+
+def test_runs_saved_before_the_entropy_and_location_settings_still_resume(tmp_path):
+    # A digit run predates both settings; a Catch run saved its centre start in the model only.
+    for argv, missing in (([], ("entropy_weight", "location_init")), (CATCH, ("location_init",))):
+        current = train_reinforce.run_config(train_reinforce.parse_args(argv))
+        saved = {k: v for k, v in current.items() if k not in missing}
+        if not argv:
+            saved["model"] = {k: v for k, v in current["model"].items() if k != "location_init"}
+        train_reinforce.check_resumable(saved, current, tmp_path / "last.pt")  # no error
+    old_catch = {k: v for k, v in current.items() if k != "entropy_weight"}  # trained without
+    with pytest.raises(train_reinforce.CheckpointError, match=r"entropy_weight: saved 0\.0"):
+        train_reinforce.check_resumable(old_catch, current, tmp_path / "last.pt")
+    elsewhere = {**saved, "model": {**current["model"], "location_init": "random"}}
+    with pytest.raises(train_reinforce.CheckpointError, match="location_init"):
+        train_reinforce.check_resumable(elsewhere, current, tmp_path / "last.pt")
+
+
+CATCH = ["--env", "GlimpseCatch-v0"]

@@ -731,25 +731,14 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
             desc=f"epoch {epoch + 1}",
             disable=not main,
         ) as batches_bar:
+            played = (model, train_env, optimizer, order, config["std"], noise)
             if game:
                 stats = train_games(
-                    model,
-                    train_env,
-                    optimizer,
-                    order,
-                    config["std"],
-                    noise,
-                    batches_bar.update,
-                    config["entropy_weight"],
+                    *played, batches_bar.update, entropy_weight=config["entropy_weight"]
                 )
             else:
                 stats = train_epoch(
-                    model,
-                    train_env,
-                    optimizer,
-                    order,
-                    config["std"],
-                    noise,
+                    *played,
                     on_batch=lambda images: batches_bar.update(images * group.world_size),
                     samples=config["samples_per_image"],
                     reinforce_weight=config["reinforce_weight"],

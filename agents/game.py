@@ -22,8 +22,8 @@ from torch.distributions import Normal
 from torch.nn import functional as F
 
 from agents.ram import RAM
-from agents.reinforce import NOISE_STREAM
-from ram_env.canvas import episode_key, hash_normal, hash_unit
+from agents.reinforce import NOISE_STREAM, sample_location
+from ram_env.canvas import episode_key, hash_unit
 
 __all__ = ["GameRollout", "evaluate_game", "game_loss", "game_rollout", "train_games"]
 
@@ -85,14 +85,11 @@ def game_rollout(
         hidden = state[0]
         log_moves = model.classify(hidden)
         mean = model.location_mean(hidden)
-        location = mean.detach()
+        stream = NOISE_STREAM + 3 * t  # two for the fixation, one for the move
+        location = sample_location(mean, std, noise, stream)
         if isinstance(noise, torch.Generator):
-            location = location + std * torch.randn(mean.shape, generator=noise, device=device)
             uniform = torch.rand(batch, 1, generator=noise, device=device)
         elif noise is not None:
-            stream = NOISE_STREAM + 3 * t
-            draw = torch.stack([hash_normal(noise, stream), hash_normal(noise, stream + 1)], 1)
-            location = location + std * draw
             uniform = hash_unit(noise, 2 * (stream + 2))[:, None]
         if noise is None:
             move = log_moves.argmax(dim=-1)

@@ -94,6 +94,21 @@ class Rollout:
     glimpses: torch.Tensor | None = None
 
 
+def sample_location(
+    mean: torch.Tensor, std: float, noise: torch.Generator | torch.Tensor | None, stream: int
+) -> torch.Tensor:
+    """The next fixation ``l_t ~ N(mu_t, std^2)`` (``mean`` ``[B, 2]``, detached), its noise
+    drawn from ``noise`` as ``rollout`` describes: a generator, or episode keys (hash streams
+    ``stream`` and ``stream + 1``), or ``None`` (the mean policy: ``mu_t`` itself)."""
+    location = mean.detach()
+    if isinstance(noise, torch.Generator):
+        return location + std * torch.randn(mean.shape, generator=noise, device=mean.device)
+    if noise is None:
+        return location
+    draw = torch.stack([hash_normal(noise, stream), hash_normal(noise, stream + 1)], 1)
+    return location + std * draw
+
+
 def rollout(
     model: RAM,
     env: GlimpseVectorEnv,
@@ -135,13 +150,7 @@ def rollout(
         if t == env.config.n_glimpses - 1:
             break
         mean = model.location_mean(state[0])
-        location = mean.detach()
-        if isinstance(noise, torch.Generator):
-            location = location + std * torch.randn(mean.shape, generator=noise, device=device)
-        elif noise is not None:
-            stream = NOISE_STREAM + 2 * t
-            draw = torch.stack([hash_normal(noise, stream), hash_normal(noise, stream + 1)], 1)
-            location = location + std * draw
+        location = sample_location(mean, std, noise, NOISE_STREAM + 2 * t)
         log_pi.append(Normal(mean, std).log_prob(location).sum(dim=-1))
         baselines.append(model.baseline(state[0]))
         obs, _, _, _, _ = env.step({"location": location, "label": no_answer})

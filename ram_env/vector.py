@@ -176,12 +176,12 @@ class GlimpseVectorEnv(VectorEnv):
         truncated = torch.zeros_like(terminated)
         if core.uniform_steps is not None and core.uniform_steps < n:  # host: none ended
             return self._observation(), reward, terminated, truncated, {}
-        info = self._final_info(terminated.clone(), glimpses)  # masks apart from ``terminated``
+        ended = terminated.clone()  # the info's masks, apart from ``terminated``
+        info = self._final_info(ended, glimpses)
         if mode != AutoresetMode.SAME_STEP:
             return self._observation(), reward, terminated, truncated, info
         final_obs = self._observation()
         core.reset(mask=None if core.uniform_steps == n else terminated)
-        ended = info[next(key for key in info if key.startswith("_"))]
         infos = {"final_obs": final_obs, "_final_obs": ended, "final_info": info,
                  "_final_info": ended}  # fmt: skip
         return self._observation(), reward, terminated, truncated, infos

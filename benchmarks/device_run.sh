@@ -12,8 +12,9 @@
 #
 # Results go under $OUT (default runs/device): bench_env.txt, bench_train.txt, train.log and
 # runs.tgz (metrics, test.json and best.pt of every task). LIMIT_S (default 540) is the whole
-# call's budget in seconds; each task gets an equal share of what stages 1-2 left, and is
-# stopped by SIGINT, which the trainer turns into a clean stop (continue it with --resume).
+# call's budget in seconds; the tasks train side by side (one process each) for what stages 1-2
+# left, and are stopped by SIGINT, which the trainer turns into a clean stop (continue one with
+# --resume); the per-task logs are in runs.tgz and appended to train.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-cuda}
@@ -26,6 +27,7 @@ start=$(date +%s)
 if [ "$mode" = prepare ]; then
   mkdir -p .device/data .device/whl
   exclude=$(git rev-parse --git-path info/exclude)
+  mkdir -p "$(dirname "$exclude")"
   grep -qx '/.device/' "$exclude" 2>/dev/null || echo '/.device/' >> "$exclude"
   "$PY" - <<'EOF'
 import gzip, pathlib
@@ -44,20 +46,30 @@ for dataset in ("mnist", "fashion-mnist"):
 EOF
   "$PY" -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 \
     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux2014_x86_64 \
-    -d .device/whl gymnasium==1.* farama-notifications
+    -d .device/whl $("$PY" -c '
+from importlib.metadata import version  # what the trainer imports and the GPU image lacks
+print(*(f"{name}=={version(name)}" for name in (
+    "gymnasium", "farama-notifications", "tyro", "docstring-parser", "typeguard")))')
   du -sh .device
   exit 0
 fi
 
 if [ "$mode" = cpu-smoke ]; then
-  device=cpu; sizes="64"; batches="32"; images=64; repeats=1; compile=""; train_batch=32
+  device=cpu; sizes="64"; batches="32"; images=64; repeats=1; train_batch=32
   single=100; bench_envs=(--env GlimpseMNIST-v0 GlimpseClutteredMNIST100-v0)
-  extra=(--train-subset 64 --eval-batch-size 32 --M 2 --core-size 32 --glimpse-features 32)
+  compile_batches="32"; compile_envs=(--env GlimpseMNIST-v0); stage1_s=120; stage2_s=120
+  extra=(--train-subset 64 --eval-batch-size 32 --M 2 --core-size 32 --glimpse-features 32
+         --compile off)
   TASKS=${TASKS_SMOKE:-GlimpseMNIST-v0}
 else
-  device=cuda; sizes="1024 16384 65536"; batches="1024 8192"; images=262144; repeats=3
-  compile=1; train_batch=1024; extra=(--lr 1e-3 --eval-batch-size 10000)
-  single=2000; bench_envs=()
+  # Sized for one call: stage 1 at most 75 s, stage 2 at most 2 x 100 s (the compiled pass on
+  # two tasks at batch 1024: compiling costs tens of seconds each), stage 3 the rest. Training
+  # runs eager (--compile off): five runs compiling side by side, for the train and the eval
+  # batch shapes, would spend a large part of a few minutes compiling.
+  device=cuda; sizes="1024 16384 65536"; batches="1024 8192"; images=65536; repeats=2
+  train_batch=1024; extra=(--lr 1e-3 --eval-batch-size 10000 --threads 2 --compile off)
+  single=2000; bench_envs=(); stage1_s=75; stage2_s=100; compile_batches="1024"
+  compile_envs=(--env GlimpseTranslatedMNIST-v0 GlimpseClutteredMNIST100-v0)
   if [ -d .device/whl ]; then
     "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
       --target /tmp/site .device/whl/*.whl
@@ -67,48 +79,62 @@ else
 fi
 export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 mkdir -p "$OUT/runs"
+"$PY" -c 'import sys, torch; print("python", sys.version.split()[0], "torch", torch.__version__,
+  torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA")' | tee "$OUT/train.log"
 
-# A failing stage is logged and the next one runs: whatever finished still comes back.
+# A failing or overrunning stage is logged and the next one runs: whatever finished comes back.
 echo "== stage 1: bench_env on $device" | tee "$OUT/bench_env.txt"
-"$PY" benchmarks/bench_env.py --device "$device" --vector-sizes $sizes --sync-sizes 4 \
-  --single-steps "$single" --repeats "$repeats" 2>&1 | tee -a "$OUT/bench_env.txt" \
-  || echo "stage 1 failed" | tee -a "$OUT/bench_env.txt"
+timeout -k 10 "$stage1_s" "$PY" benchmarks/bench_env.py --device "$device" --vector-sizes $sizes \
+  --sync-sizes 4 --single-steps "$single" --repeats "$repeats" 2>&1 | tee -a "$OUT/bench_env.txt" \
+  || echo "stage 1 failed or ran past ${stage1_s} s" | tee -a "$OUT/bench_env.txt"
 
 echo "== stage 2: bench_train on $device" | tee "$OUT/bench_train.txt"
-"$PY" benchmarks/bench_train.py --device "$device" --batch-sizes $batches --images "$images" \
-  --repeats "$repeats" ${bench_envs[@]+"${bench_envs[@]}"} 2>&1 | tee -a "$OUT/bench_train.txt" \
-  || echo "stage 2 failed" | tee -a "$OUT/bench_train.txt"
-if [ -n "$compile" ]; then
-  "$PY" benchmarks/bench_train.py --device "$device" --batch-sizes $batches \
-    --images "$images" --repeats "$repeats" ${bench_envs[@]+"${bench_envs[@]}"} --compile 2>&1 \
-    | tee -a "$OUT/bench_train.txt" || echo "stage 2 (compile) failed" | tee -a "$OUT/bench_train.txt"
-fi
+timeout -k 10 "$stage2_s" "$PY" benchmarks/bench_train.py --device "$device" \
+  --batch-sizes $batches --images "$images" --repeats "$repeats" \
+  ${bench_envs[@]+"${bench_envs[@]}"} 2>&1 | tee -a "$OUT/bench_train.txt" \
+  || echo "stage 2 failed or ran past ${stage2_s} s" | tee -a "$OUT/bench_train.txt"
+echo "-- with --compile" | tee -a "$OUT/bench_train.txt"
+timeout -k 10 "$stage2_s" "$PY" benchmarks/bench_train.py --device "$device" \
+  --batch-sizes $compile_batches --images "$images" --repeats "$repeats" "${compile_envs[@]}" \
+  --compile 2>&1 | tee -a "$OUT/bench_train.txt" \
+  || echo "stage 2 (compile) failed or ran past ${stage2_s} s" | tee -a "$OUT/bench_train.txt"
 
-echo "== stage 3: training every task for the time left" | tee "$OUT/train.log"
+# Stage 3: every task at once, one process each. A RAM step is a few hundred small kernels, so
+# one process leaves the GPU mostly idle: side by side, each run gets nearly the whole time.
 read -r -a tasks <<< "$TASKS"
-left=${#tasks[@]}
-for task in "${tasks[@]}"; do
-  remaining=$(( LIMIT_S - ($(date +%s) - start) - 20 * left ))
-  share=$(( remaining / left ))
-  left=$(( left - 1 ))
-  if [ "$share" -lt 10 ] && [ "$mode" != cpu-smoke ]; then
-    echo "$task: no time left" | tee -a "$OUT/train.log"; continue
-  fi
-  [ "$mode" = cpu-smoke ] && share=120
-  # The plateau schedule: a run stopped by the time limit is not left mid-cosine.
-  run=(--env "$task" --device "$device" --batch-size "$train_batch" --plot-every 0
-       --lr-schedule plateau --ckpt-dir "$OUT/runs/$task" "${extra[@]}")
-  epochs=$([ "$mode" = cpu-smoke ] && echo 1 || echo 1000)
-  # SIGINT ends the run cleanly at the time limit (the last finished epoch is kept); SIGKILL
-  # 30 s later if it does not stop.
-  timeout -k 30 -s INT "$share" "$PY" train_reinforce.py "${run[@]}" --epochs "$epochs" \
-    2>&1 | tr '\r' '\n' | grep --line-buffered -v "img/s\|it/s\]" | tee -a "$OUT/train.log" \
-    || true
-  if [ -f "$OUT/runs/$task/best.pt" ]; then
-    "$PY" train_reinforce.py --test "${run[@]}" 2>&1 | tee -a "$OUT/train.log" \
-      || echo "$task: test failed" | tee -a "$OUT/train.log"
-  fi
-done
+test_s=60
+share=$(( LIMIT_S - ($(date +%s) - start) - test_s - 15 ))
+[ "$mode" = cpu-smoke ] && share=120
+echo "== stage 3: ${#tasks[@]} tasks side by side for ${share} s each, then their tests" \
+  | tee -a "$OUT/train.log"
+if [ "$share" -ge 30 ]; then
+  for task in "${tasks[@]}"; do
+    # The plateau schedule: a run stopped by the time limit is not left mid-cosine.
+    run=(--env "$task" --device "$device" --batch-size "$train_batch" --plot-every 0
+         --lr-schedule plateau --ckpt-dir "$OUT/runs/$task" "${extra[@]}")
+    epochs=$([ "$mode" = cpu-smoke ] && echo 1 || echo 1000)
+    mkdir -p "$OUT/runs/$task"
+    # SIGINT ends the run cleanly at the time limit (the last finished epoch is kept, continue
+    # it with --resume), SIGKILL 15 s later if it does not stop.
+    ( timeout -k 15 -s INT "$share" "$PY" train_reinforce.py "${run[@]}" --epochs "$epochs" \
+        2>&1 | tr '\r' '\n' | grep --line-buffered -v "img/s\|it/s\]" \
+        > "$OUT/runs/$task/train.log" || true
+      # A run that finished its epochs tested itself; one stopped at the limit is tested here.
+      if [ -f "$OUT/runs/$task/best.pt" ] \
+         && ! grep -q "testing the best checkpoint" "$OUT/runs/$task/train.log"; then
+        timeout -k 10 "$test_s" "$PY" train_reinforce.py --test "${run[@]}" \
+          >> "$OUT/runs/$task/train.log" 2>&1 || echo "$task: test failed" \
+          >> "$OUT/runs/$task/train.log"
+      fi ) &
+  done
+  wait
+  for task in "${tasks[@]}"; do
+    { echo "-- $task"; cat "$OUT/runs/$task/train.log"; } >> "$OUT/train.log"
+  done
+else
+  echo "no time left for training" | tee -a "$OUT/train.log"
+fi
+grep -h "^-- \|best validation\|test error\|M=\|mean policy" "$OUT/train.log" || true
 tar czf "$OUT/runs.tgz" -C "$OUT" --exclude='last.pt' --exclude='events.out.*' runs
 rm -rf "$OUT/runs"
 echo "done in $(( $(date +%s) - start )) s; results in $OUT"

@@ -60,10 +60,12 @@ from ram_env.datasets import PIXEL_STATS, holdout_split
 from ram_env.render import save_figures
 from ram_env.vector import GlimpseVectorEnv
 
-#: Settings that may change when a run is resumed; any other difference is an error.
+#: Settings that may change when a run is resumed; any other difference is an error. The run
+#: folder may have moved (``ckpt_dir``, ``log_dir``); a run may continue on another kind of device
+#: (``device``: trained on a GPU, continued on a CPU), then with fresh random streams (``train``).
 RESUMABLE_CHANGES = {
     "epochs", "train_patience", "threads", "plot_every", "resume", "compile", "M", "accumulate",
-    "world_size",
+    "world_size", "ckpt_dir", "log_dir", "device",
 }  # fmt: skip
 #: Each task's recipe: the defaults that differ from the flags' own (which are GlimpseMNIST-v0's).
 #: Catch: the paper's LSTM core (section 4.2) and an entropy bonus on the moves.
@@ -206,7 +208,8 @@ class Args:
     plot_every: int = 10
     """figures every N epochs (0: never)"""
     resume: bool = False
-    """continue the run from its last.pt"""
+    """continue the run from its last.pt (exactly; the folder may have moved; on another kind
+    of device the fixation noise and training canvases restart as new seeded streams)"""
     test: bool = False
     """score a checkpoint on the test split"""
     checkpoint: str | None = None
@@ -682,12 +685,24 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
         scheduler.load_state_dict(payload["scheduler"])
         rng = payload["rng"]
         torch.set_rng_state(rng["torch"])
-        noise.set_state(rng["noise"])
         shuffle.set_state(rng["shuffle"])
-        train_env.unwrapped.set_rng_state(rng["train_env"])
-        if valid_env is not None:
-            valid_env.unwrapped.set_rng_state(rng["valid_env"])
         epoch, best, best_epoch = payload["epoch"], payload["best_accuracy"], payload["best_epoch"]
+        # The device generators' states fit this device's generators when the run was saved on
+        # the same kind of device (``--device auto`` resolves on each machine).
+        if rng["noise"].numel() == noise.get_state().numel():  # exact: as if never stopped
+            noise.set_state(rng["noise"])
+            train_env.unwrapped.set_rng_state(rng["train_env"])
+            if valid_env is not None:
+                valid_env.unwrapped.set_rng_state(rng["valid_env"])
+        else:  # a CUDA generator's state means nothing to a CPU one: fresh streams, seeded
+            noise.manual_seed(config["seed"] * 1_000_003 + epoch)
+            train_env.reset(seed=config["seed"] * 1_000_003 + epoch)
+            print(
+                f"continuing on {device.type} a run saved on another kind of device "
+                f"(--device {payload['config']['device']}): the model, "
+                "optimizer, schedule and history carry over; the fixation noise and the "
+                f"training canvases are new streams (seed {config['seed']}, epoch {epoch})"
+            )
         history = payload["history"]
         if history and main:  # a crash between the checkpoint and the metrics files loses no row
             write_metrics(history, ckpt_dir)

@@ -7,11 +7,17 @@
 #                                              #   up to 65,536 envs; stage 2 bench_train with and
 #                                              #   without --compile; stage 3 trains every task
 #                                              #   for what the time limit leaves, then tests it
+#   OUT=... bash benchmarks/device_run.sh resume
+#                                              # THERE (carry .device): stage 3 alone, each task
+#                                              #   continued (--resume) from the run folder an
+#                                              #   earlier call returned, unpacked here first:
+#                                              #   .device/runs/<task>/ (runs.tgz + last.tgz)
 #   bash benchmarks/device_run.sh cpu-smoke    # CPU, test-sized: stages 1-3 in seconds (the
 #                                              #   test suite runs this so the script cannot rot)
 #
-# Results go under $OUT (default runs/device): bench_env.txt, bench_train.txt, train.log and
-# runs.tgz (metrics, test.json and best.pt of every task). LIMIT_S (default 540) is the whole
+# Results go under $OUT (default runs/device): bench_env.txt, bench_train.txt, train.log,
+# runs.tgz (metrics, logs, test.json and best.pt of every task) and last.tgz (every last.pt, to
+# resume; apart because the files that come back are at most 16 MB each). LIMIT_S (default 540) is the whole
 # call's budget in seconds; the tasks train side by side (one process each) for what stages 1-2
 # left, and are stopped by SIGINT, which the trainer turns into a clean stop (continue one with
 # --resume); the per-task logs are in runs.tgz and appended to train.log.
@@ -83,6 +89,8 @@ mkdir -p "$OUT/runs"
   torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA")' | tee "$OUT/train.log"
 
 # A failing or overrunning stage is logged and the next one runs: whatever finished comes back.
+if [ "$mode" = resume ]; then stage1_s=0; fi
+if [ "$stage1_s" -gt 0 ]; then
 echo "== stage 1: bench_env on $device" | tee "$OUT/bench_env.txt"
 timeout -k 10 "$stage1_s" "$PY" benchmarks/bench_env.py --device "$device" --vector-sizes $sizes \
   --sync-sizes 4 --single-steps "$single" --repeats "$repeats" 2>&1 | tee -a "$OUT/bench_env.txt" \
@@ -98,6 +106,7 @@ timeout -k 10 "$stage2_s" "$PY" benchmarks/bench_train.py --device "$device" \
   --batch-sizes $compile_batches --images "$images" --repeats "$repeats" "${compile_envs[@]}" \
   --compile 2>&1 | tee -a "$OUT/bench_train.txt" \
   || echo "stage 2 (compile) failed or ran past ${stage2_s} s" | tee -a "$OUT/bench_train.txt"
+fi
 
 # Stage 3: every task at once, one process each. A RAM step is a few hundred small kernels, so
 # one process leaves the GPU mostly idle: side by side, each run gets nearly the whole time.
@@ -114,27 +123,39 @@ if [ "$share" -ge 30 ]; then
          --lr-schedule plateau --ckpt-dir "$OUT/runs/$task" "${extra[@]}")
     epochs=$([ "$mode" = cpu-smoke ] && echo 1 || echo 1000)
     mkdir -p "$OUT/runs/$task"
+    train=("${run[@]}" --epochs "$epochs")
+    if [ "$mode" = resume ]; then
+      # The run's saved settings include its folder, so it continues under the same $OUT path.
+      # Where only best.pt came along (the call's files are limited), it continues from there.
+      cp .device/runs/"$task"/* "$OUT/runs/$task/"
+      rm -f "$OUT/runs/$task"/test*.json
+      ( cd "$OUT/runs/$task" && { [ -f last.pt ] || cp best.pt last.pt; } \
+        && { [ -f best.pt ] || cp last.pt best.pt; } )
+      train+=(--resume)
+    fi
+    log=$OUT/runs/$task/this_call.log
     # SIGINT ends the run cleanly at the time limit (the last finished epoch is kept, continue
     # it with --resume), SIGKILL 15 s later if it does not stop.
-    ( timeout -k 15 -s INT "$share" "$PY" train_reinforce.py "${run[@]}" --epochs "$epochs" \
-        2>&1 | tr '\r' '\n' | grep --line-buffered -v "img/s\|it/s\]" \
-        > "$OUT/runs/$task/train.log" || true
+    ( timeout -k 15 -s INT "$share" "$PY" train_reinforce.py "${train[@]}" \
+        2>&1 | tr '\r' '\n' | grep --line-buffered -v "img/s\|it/s\]" > "$log" || true
       # A run that finished its epochs tested itself; one stopped at the limit is tested here.
       if [ -f "$OUT/runs/$task/best.pt" ] \
-         && ! grep -q "testing the best checkpoint" "$OUT/runs/$task/train.log"; then
-        timeout -k 10 "$test_s" "$PY" train_reinforce.py --test "${run[@]}" \
-          >> "$OUT/runs/$task/train.log" 2>&1 || echo "$task: test failed" \
-          >> "$OUT/runs/$task/train.log"
-      fi ) &
+         && ! grep -q "testing the best checkpoint" "$log"; then
+        timeout -k 10 "$test_s" "$PY" train_reinforce.py --test "${run[@]}" >> "$log" 2>&1 \
+          || echo "$task: test failed" >> "$log"
+      fi
+      cat "$log" >> "$OUT/runs/$task/train.log" ) &
   done
   wait
   for task in "${tasks[@]}"; do
-    { echo "-- $task"; cat "$OUT/runs/$task/train.log"; } >> "$OUT/train.log"
+    { echo "-- $task"; cat "$OUT/runs/$task/this_call.log"; } >> "$OUT/train.log"
+    rm "$OUT/runs/$task/this_call.log"
   done
 else
   echo "no time left for training" | tee -a "$OUT/train.log"
 fi
 grep -h "^-- \|best validation\|test error\|M=\|mean policy" "$OUT/train.log" || true
 tar czf "$OUT/runs.tgz" -C "$OUT" --exclude='last.pt' --exclude='events.out.*' runs
+(cd "$OUT" && find runs -name last.pt -print0 | tar czf last.tgz --null -T -)
 rm -rf "$OUT/runs"
 echo "done in $(( $(date +%s) - start )) s; results in $OUT"

@@ -77,6 +77,35 @@ def test_resume_after_ctrl_c_continues_exactly_as_an_uninterrupted_run(
     assert len(list((resumed / "figures").glob("epoch_001*"))) == 3
 
 
+def test_a_moved_run_folder_resumes_exactly(tmp_path, monkeypatch):
+    straight, moved = tmp_path / "straight", tmp_path / "moved"
+    assert run(straight, "--epochs", "2", "--lr-schedule", "plateau") == 0
+    with monkeypatch.context() as patch:
+        interrupt_after(1, patch)
+        assert run(tmp_path / "first", "--epochs", "2", "--lr-schedule", "plateau") == 130
+    (tmp_path / "first").rename(moved)  # e.g. copied back from another machine
+    assert run(moved, "--epochs", "2", "--lr-schedule", "plateau", "--resume") == 0
+    assert history(straight) == history(moved)
+
+
+def test_a_run_saved_on_another_kind_of_device_continues_with_fresh_streams(tmp_path, capsys):
+    assert run(tmp_path, "--epochs", "1", "--lr-schedule", "plateau") == 0
+    payload = load_checkpoint(tmp_path / "last.pt")
+    # What a CUDA run saves: its device, and Philox generator states (16 bytes), which a CPU
+    # generator cannot take.
+    payload["config"]["device"] = "cuda"
+    for name in ("noise", "train_env", "valid_env"):
+        payload["rng"][name] = torch.zeros(16, dtype=torch.uint8)
+    save_checkpoint(payload, tmp_path / "last.pt")
+    capsys.readouterr()
+    resume = ("--epochs", "2", "--lr-schedule", "plateau", "--resume")
+    assert run(tmp_path, *resume, "--device", "cpu") == 0
+    assert "continuing on cpu a run saved on another kind of device (--device cuda)" in capsys.readouterr().out
+    rows = history(tmp_path)
+    assert [row["epoch"] for row in rows] == [1, 2]
+    assert load_checkpoint(tmp_path / "last.pt")["config"]["device"] == "cpu"
+
+
 def test_more_epochs_on_resume_only_under_the_plateau_schedule(tmp_path, capsys):
     assert run(tmp_path / "plateau", "--epochs", "1", "--lr-schedule", "plateau") == 0
     assert run(tmp_path / "plateau", "--epochs", "2", "--lr-schedule", "plateau", "--resume") == 0

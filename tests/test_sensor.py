@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from ram_env.sensor import glimpse
+from ram_env.sensor import glimpse, glimpse_from_integral, integral_image
 
 
 def reference_glimpse(canvas, fixation, patch_size, n_scales, scale_factor):
@@ -111,3 +111,13 @@ def test_integral_image_and_reading_from_it():
         np.testing.assert_allclose(got[b].numpy(), want, atol=1e-5)
     floats = integral_image(canvases.double() / 255)
     assert floats.dtype == torch.float64
+
+
+def test_glimpse_from_integral_reads_a_strided_table_as_its_contiguous_copy():
+    canvases = torch.randint(
+        0, 256, (6, 30, 30), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)
+    )
+    tables = integral_image(canvases)[::2]  # every other table: not contiguous
+    fixations = torch.tensor([[0.1, -0.3], [0.9, 0.9], [-1.0, 0.2]])
+    strided = glimpse_from_integral(tables, fixations, 6, 3, 2)
+    assert torch.equal(strided, glimpse(canvases[::2], fixations, 6, 3, 2))

@@ -14,6 +14,7 @@
 #                                              #   .device/runs/<task>/ (runs.tgz + last.tgz)
 #   bash benchmarks/device_run.sh cpu-smoke    # CPU, test-sized: stages 1-3 in seconds (the
 #                                              #   test suite runs this so the script cannot rot)
+#   SMOKE=1 bash benchmarks/device_run.sh resume   # the same for the resume mode (the tests)
 #
 # Results go under $OUT (default runs/device): bench_env.txt, bench_train.txt, train.log,
 # runs.tgz (metrics, logs, test.json and best.pt of every task) and last.tgz (every last.pt, to
@@ -24,6 +25,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-cuda}
+smoke=${SMOKE:-$([ "$mode" = cpu-smoke ] && echo 1 || echo 0)}
+RUNS=${RUNS:-.device/runs}  # where the resume mode finds the runs to continue
 PY=${PYTHON:-python3}
 OUT=${OUT:-runs/device}
 LIMIT_S=${LIMIT_S:-540}
@@ -60,7 +63,7 @@ print(*(f"{name}=={version(name)}" for name in (
   exit 0
 fi
 
-if [ "$mode" = cpu-smoke ]; then
+if [ "$smoke" = 1 ]; then
   device=cpu; sizes="64"; batches="32"; images=64; repeats=1; train_batch=32
   single=100; bench_envs=(--env GlimpseMNIST-v0 GlimpseClutteredMNIST100-v0)
   compile_batches="32"; compile_envs=(--env GlimpseMNIST-v0); stage1_s=120; stage2_s=120
@@ -113,7 +116,7 @@ fi
 read -r -a tasks <<< "$TASKS"
 test_s=60
 share=$(( LIMIT_S - ($(date +%s) - start) - test_s - 15 ))
-[ "$mode" = cpu-smoke ] && share=120
+[ "$smoke" = 1 ] && share=120
 echo "== stage 3: ${#tasks[@]} tasks side by side for ${share} s each, then their tests" \
   | tee -a "$OUT/train.log"
 if [ "$share" -ge 30 ]; then
@@ -121,13 +124,14 @@ if [ "$share" -ge 30 ]; then
     # The plateau schedule: a run stopped by the time limit is not left mid-cosine.
     run=(--env "$task" --device "$device" --batch-size "$train_batch" --plot-every 0
          --lr-schedule plateau --ckpt-dir "$OUT/runs/$task" "${extra[@]}")
-    epochs=$([ "$mode" = cpu-smoke ] && echo 1 || echo 1000)
+    epochs=1000  # the time limit stops it; test-sized: 1 epoch, one more on resume
+    [ "$smoke" = 1 ] && epochs=$([ "$mode" = resume ] && echo 2 || echo 1)
     mkdir -p "$OUT/runs/$task"
     train=("${run[@]}" --epochs "$epochs")
     if [ "$mode" = resume ]; then
       # The run's saved settings include its folder, so it continues under the same $OUT path.
       # Where only best.pt came along (the call's files are limited), it continues from there.
-      cp .device/runs/"$task"/* "$OUT/runs/$task/"
+      cp "$RUNS/$task"/* "$OUT/runs/$task/"
       rm -f "$OUT/runs/$task"/test*.json
       ( cd "$OUT/runs/$task" && { [ -f last.pt ] || cp best.pt last.pt; } \
         && { [ -f best.pt ] || cp last.pt best.pt; } )

@@ -32,6 +32,7 @@ ROWS: dict[str, list[str]] = {
     "lstm": ["--core", "lstm"],
     "std0.1": ["--std", "0.1"],
     "std0.17": ["--std", "0.17"],
+    "std0.25": ["--std", "0.25"],
     "k2": ["--samples-per-image", "2"],
     "k4": ["--samples-per-image", "4", "--batch-size", "64"],
     "w0.5": ["--reinforce-weight", "0.5"],

@@ -329,7 +329,10 @@ def parse_args(argv: list[str] | None = None) -> Args:
         args = _cli(argv, Args.for_task(args.env))
     else:
         mode = {name: getattr(args, name) for name in MODE_FLAGS}
-        args = _cli(argv, replace(Args.from_config(saved), **mode))
+        defaults = replace(Args.from_config(saved), **mode)
+        if saved.get("log_dir") == saved.get("ckpt_dir"):  # the default: it follows the folder
+            defaults = replace(defaults, log_dir=None)  # (which may have moved)
+        args = _cli(argv, defaults)
     try:
         args.check()
     except ValueError as error:
@@ -695,12 +698,13 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
             if valid_env is not None:
                 valid_env.unwrapped.set_rng_state(rng["valid_env"])
         else:  # a CUDA generator's state means nothing to a CPU one: fresh streams, seeded
-            noise.manual_seed(config["seed"] * 1_000_003 + epoch)
-            train_env.reset(seed=config["seed"] * 1_000_003 + epoch)
+            fresh = (config["seed"] * 1_000_003 + epoch) % 2**63
+            noise.manual_seed(fresh)
+            train_env.reset(seed=fresh)
             print(
-                f"continuing on {device.type} a run saved on another kind of device "
-                f"(--device {payload['config']['device']}): the model, "
-                "optimizer, schedule and history carry over; the fixation noise and the "
+                f"continuing on {device.type} a run whose random generators were saved on "
+                f"another kind of device (--device {payload['config']['device']} there): the "
+                "model, optimizer, schedule and history carry over; the fixation noise and the "
                 f"training canvases are new streams (seed {config['seed']}, epoch {epoch})"
             )
         history = payload["history"]

@@ -11,20 +11,26 @@
 #                                              # THERE (carry .device): stage 3 alone, each task
 #                                              #   continued (--resume) from the run folder an
 #                                              #   earlier call returned, unpacked here first:
-#                                              #   .device/runs/<task>/ (runs.tgz + last.tgz)
+#                                              #   tar xzf runs.tgz -C .device; tar xzf last.tgz
+#                                              #   -C .device (.device/runs/<task>/); drop its
+#                                              #   best.pt files if the call would pass 64 MiB
 #   bash benchmarks/device_run.sh cpu-smoke    # CPU, test-sized: stages 1-3 in seconds (the
 #                                              #   test suite runs this so the script cannot rot)
 #   SMOKE=1 bash benchmarks/device_run.sh resume   # the same for the resume mode (the tests)
 #
 # Results go under $OUT (default runs/device): bench_env.txt, bench_train.txt, train.log,
 # runs.tgz (metrics, logs, test.json and best.pt of every task) and last.tgz (every last.pt, to
-# resume; apart because the files that come back are at most 16 MB each). LIMIT_S (default 540) is the whole
-# call's budget in seconds; the tasks train side by side (one process each) for what stages 1-2
+# resume; apart because the files that come back are at most 16 MB each). LIMIT_S (default 540)
+# is the whole call's budget in seconds; the tasks train side by side (one process each) for what stages 1-2
 # left, and are stopped by SIGINT, which the trainer turns into a clean stop (continue one with
 # --resume); the per-task logs are in runs.tgz and appended to train.log.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-cuda}
+case "$mode" in
+  prepare | cuda | resume | cpu-smoke) ;;
+  *) echo "usage: $0 [prepare | cuda | resume | cpu-smoke] (got '$mode')" >&2; exit 2 ;;
+esac
 smoke=${SMOKE:-$([ "$mode" = cpu-smoke ] && echo 1 || echo 0)}
 RUNS=${RUNS:-.device/runs}  # where the resume mode finds the runs to continue
 PY=${PYTHON:-python3}
@@ -117,34 +123,39 @@ read -r -a tasks <<< "$TASKS"
 test_s=60
 share=$(( LIMIT_S - ($(date +%s) - start) - test_s - 15 ))
 [ "$smoke" = 1 ] && share=120
-echo "== stage 3: ${#tasks[@]} tasks side by side for ${share} s each, then their tests" \
-  | tee -a "$OUT/train.log"
 if [ "$share" -ge 30 ]; then
+  echo "== stage 3: ${#tasks[@]} tasks side by side for ${share} s each, then their tests" \
+    | tee -a "$OUT/train.log"
   for task in "${tasks[@]}"; do
     # The plateau schedule: a run stopped by the time limit is not left mid-cosine.
     run=(--env "$task" --device "$device" --batch-size "$train_batch" --plot-every 0
          --lr-schedule plateau --ckpt-dir "$OUT/runs/$task" "${extra[@]}")
     epochs=1000  # the time limit stops it; test-sized: 1 epoch, one more on resume
     [ "$smoke" = 1 ] && epochs=$([ "$mode" = resume ] && echo 2 || echo 1)
-    mkdir -p "$OUT/runs/$task"
     train=("${run[@]}" --epochs "$epochs")
     if [ "$mode" = resume ]; then
-      # The run's saved settings include its folder, so it continues under the same $OUT path.
-      # Where only best.pt came along (the call's files are limited), it continues from there.
-      cp "$RUNS/$task"/* "$OUT/runs/$task/"
-      rm -f "$OUT/runs/$task"/test*.json
-      ( cd "$OUT/runs/$task" && { [ -f last.pt ] || cp best.pt last.pt; } \
-        && { [ -f best.pt ] || cp last.pt best.pt; } )
-      train+=(--resume)
+      # A run continues from its last.pt, or from its best.pt where only that came along (then
+      # the epochs after the best are lost); a resumed run writes a best.pt only when it
+      # improves on it, so best.pt may be left behind to keep the call small.
+      if [ -f "$RUNS/$task/last.pt" ] || [ -f "$RUNS/$task/best.pt" ]; then
+        mkdir -p "$OUT/runs/$task"
+        find "$RUNS/$task" -maxdepth 1 -type f \( -name '*.pt' -o -name 'metrics.*' \
+          -o -name train.log \) -exec cp {} "$OUT/runs/$task/" \;
+        [ -f "$OUT/runs/$task/last.pt" ] || cp "$OUT/runs/$task/best.pt" "$OUT/runs/$task/last.pt"
+        train+=(--resume)
+      else
+        echo "$task: nothing to resume in $RUNS/$task" | tee -a "$OUT/train.log"
+        continue
+      fi
     fi
+    mkdir -p "$OUT/runs/$task"
     log=$OUT/runs/$task/this_call.log
     # SIGINT ends the run cleanly at the time limit (the last finished epoch is kept, continue
     # it with --resume), SIGKILL 15 s later if it does not stop.
     ( timeout -k 15 -s INT "$share" "$PY" train_reinforce.py "${train[@]}" \
         2>&1 | tr '\r' '\n' | grep --line-buffered -v "img/s\|it/s\]" > "$log" || true
       # A run that finished its epochs tested itself; one stopped at the limit is tested here.
-      if [ -f "$OUT/runs/$task/best.pt" ] \
-         && ! grep -q "testing the best checkpoint" "$log"; then
+      if [ -f "$OUT/runs/$task/best.pt" ] && [ ! -f "$OUT/runs/$task/test.json" ]; then
         timeout -k 10 "$test_s" "$PY" train_reinforce.py --test "${run[@]}" >> "$log" 2>&1 \
           || echo "$task: test failed" >> "$log"
       fi
@@ -152,11 +163,12 @@ if [ "$share" -ge 30 ]; then
   done
   wait
   for task in "${tasks[@]}"; do
+    [ -f "$OUT/runs/$task/this_call.log" ] || continue
     { echo "-- $task"; cat "$OUT/runs/$task/this_call.log"; } >> "$OUT/train.log"
     rm "$OUT/runs/$task/this_call.log"
   done
 else
-  echo "no time left for training" | tee -a "$OUT/train.log"
+  echo "== stage 3: no time left for training" | tee -a "$OUT/train.log"
 fi
 grep -h "^-- \|best validation\|test error\|M=\|mean policy" "$OUT/train.log" || true
 tar czf "$OUT/runs.tgz" -C "$OUT" --exclude='last.pt' --exclude='events.out.*' runs

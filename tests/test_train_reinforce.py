@@ -86,6 +86,9 @@ def test_a_moved_run_folder_resumes_exactly(tmp_path, monkeypatch):
     (tmp_path / "first").rename(moved)  # e.g. copied back from another machine
     assert run(moved, "--epochs", "2", "--lr-schedule", "plateau", "--resume") == 0
     assert history(straight) == history(moved)
+    assert not (tmp_path / "first").exists()  # the TensorBoard events follow the folder too
+    assert len(list(moved.glob("events.out.tfevents.*"))) == 2
+    assert load_checkpoint(moved / "last.pt")["config"]["log_dir"] == str(moved)
 
 
 def test_a_run_saved_on_another_kind_of_device_continues_with_fresh_streams(tmp_path, capsys):
@@ -97,13 +100,18 @@ def test_a_run_saved_on_another_kind_of_device_continues_with_fresh_streams(tmp_
     for name in ("noise", "train_env", "valid_env"):
         payload["rng"][name] = torch.zeros(16, dtype=torch.uint8)
     save_checkpoint(payload, tmp_path / "last.pt")
+    twin = tmp_path / "twin"  # the same checkpoint, resumed twice: the new streams are seeded
+    twin.mkdir()
+    for name in ("last.pt", "best.pt", "metrics.json", "metrics.csv"):
+        (twin / name).write_bytes((tmp_path / name).read_bytes())
     capsys.readouterr()
-    resume = ("--epochs", "2", "--lr-schedule", "plateau", "--resume")
-    assert run(tmp_path, *resume, "--device", "cpu") == 0
-    assert "continuing on cpu a run saved on another kind of device (--device cuda)" in capsys.readouterr().out
-    rows = history(tmp_path)
-    assert [row["epoch"] for row in rows] == [1, 2]
+    resume = ("--epochs", "2", "--lr-schedule", "plateau", "--resume", "--device", "cpu")
+    assert run(tmp_path, *resume) == 0
+    assert "on another kind of device (--device cuda there)" in capsys.readouterr().out
+    assert [row["epoch"] for row in history(tmp_path)] == [1, 2]
     assert load_checkpoint(tmp_path / "last.pt")["config"]["device"] == "cpu"
+    assert run(twin, *resume) == 0
+    assert history(twin) == history(tmp_path)
 
 
 def test_more_epochs_on_resume_only_under_the_plateau_schedule(tmp_path, capsys):

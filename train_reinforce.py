@@ -884,15 +884,15 @@ def main(argv: list[str] | None = None) -> int:
     # Rank 0 alone speaks on stdout (every process reports its errors on stderr).
     quiet = contextlib.nullcontext() if group.is_main else contextlib.redirect_stdout(None)
     config = run_config(args, group.world_size)
+    finished = False
     try:
         group.check_same(config, "settings")
         with quiet:
-            if args.test:
-                test(args, config, device, group)
-                return 0
-            train(config, device, group)
-            print("testing the best checkpoint:")
+            if not args.test:
+                train(config, device, group)
+                print("testing the best checkpoint:")
             test(args, config, device, group)
+        finished = True
     except KeyboardInterrupt:
         if group.is_main:
             print(f"\ninterrupted: continue with --resume (checkpoints in {config['ckpt_dir']})")
@@ -901,7 +901,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:
-        group.close()
+        group.close(finished)
     return 0
 
 

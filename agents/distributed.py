@@ -126,9 +126,17 @@ class Group:
         else:
             dist.init_process_group("gloo")
 
-    def close(self) -> None:
-        """Leave the process group (at the end of the run, also after an error)."""
+    def close(self, finished: bool = False) -> None:
+        """Leave the process group (at the end of the run, also after an error).
+
+        ``finished``: every process got to the end of the run; they then wait for each other
+        first, so that no process tears its connections down while another still uses them
+        (with Gloo that can abort the other process at exit). After an error no process waits:
+        another may never come.
+        """
         if self.launched and dist.is_initialized():
+            if finished:
+                dist.barrier()
             dist.destroy_process_group()
 
     def barrier(self) -> None:

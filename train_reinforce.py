@@ -330,8 +330,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
     else:
         mode = {name: getattr(args, name) for name in MODE_FLAGS}
         defaults = replace(Args.from_config(saved), **mode)
-        if saved.get("log_dir") == saved.get("ckpt_dir"):  # the default: it follows the folder
-            defaults = replace(defaults, log_dir=None)  # (which may have moved)
+        if args.resume and saved.get("log_dir") == saved.get("ckpt_dir"):
+            defaults = replace(defaults, log_dir=None)  # the default: it follows the run folder
         args = _cli(argv, defaults)
     try:
         args.check()

@@ -28,7 +28,7 @@ from agents.ram import RAM
 from agents.reinforce import rollout
 from ram_env.catch import MOVES
 from ram_env.core import NUM_CLASSES, resolve_device
-from ram_env.render import Episodes, figures_of, save_figures
+from ram_env.render import Episodes, figures_of, is_game, save_figures
 
 __all__ = ["episode_figures", "main", "play_episodes"]
 
@@ -209,7 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     episodes = play_episodes(model, env_id, kwargs, args.episodes, args.device, args.seed)
     paths = save_figures(figures_of(episodes, args.columns), args.out)
     right = int((episodes.answers == episodes.truths).sum())
-    verdict = "caught" if hasattr(episodes.config, "paddle_width") else "right"
+    verdict = "caught" if is_game(episodes.config) else "right"
     print(f"{right}/{len(episodes.answers)} {verdict}; wrote " + ", ".join(map(str, paths)))
     return 0
 

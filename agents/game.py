@@ -22,7 +22,7 @@ from torch.distributions import Normal
 from torch.nn import functional as F
 
 from agents.ram import RAM
-from agents.reinforce import NOISE_STREAM, sample_location
+from agents.reinforce import NOISE_STREAM, begin_episode, sample_location
 from ram_env.canvas import episode_key, hash_unit
 
 __all__ = ["GameRollout", "evaluate_game", "game_loss", "game_rollout", "train_games"]
@@ -70,6 +70,7 @@ def game_rollout(
     policy: ``mu_t`` and the most likely move).
     """
     batch, device = env.num_envs, env.device
+    begin_episode(device)
     obs, _ = env.reset(options={"indices": indices, "samples": samples})
     state = model.initial_state(batch, device)
     steps = env.config.n_glimpses

@@ -42,11 +42,13 @@ NOISE_STREAM = 1000
 __all__ = [
     "Rollout",
     "Shards",
+    "begin_episode",
     "compile_step",
     "correct_answers",
     "evaluate",
     "hybrid_loss",
     "rollout",
+    "sample_location",
     "shard_seeds",
     "train_epoch",
 ]
@@ -94,6 +96,14 @@ class Rollout:
     glimpses: torch.Tensor | None = None
 
 
+def begin_episode(device: torch.device) -> None:
+    """Mark a new episode for a step compiled with CUDA graphs (``compile_step`` on CUDA): the
+    earlier episodes' graph outputs may then be overwritten. Only on CUDA, where such a step
+    exists: the call imports torch's compiler, seconds of start-up a CPU run does not need."""
+    if device.type == "cuda":
+        torch.compiler.cudagraph_mark_step_begin()
+
+
 def sample_location(
     mean: torch.Tensor, std: float, noise: torch.Generator | torch.Tensor | None, stream: int
 ) -> torch.Tensor:
@@ -137,7 +147,7 @@ def rollout(
             with the env's stream.
     """
     batch, device = env.num_envs, env.device
-    torch.compiler.cudagraph_mark_step_begin()  # earlier episodes' CUDA-graph outputs are free
+    begin_episode(device)
     obs, _ = env.reset(seed=seed, options={"indices": indices, "samples": samples})
     state = model.initial_state(batch, device)
     no_answer = torch.zeros(batch, dtype=torch.int64, device=device)

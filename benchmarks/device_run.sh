@@ -98,23 +98,26 @@ mkdir -p "$OUT/runs"
   torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA")' | tee "$OUT/train.log"
 
 # A failing or overrunning stage is logged and the next one runs: whatever finished comes back.
-if [ "$mode" = resume ]; then stage1_s=0; fi
-if [ "$stage1_s" -gt 0 ]; then
-echo "== stage 1: bench_env on $device" | tee "$OUT/bench_env.txt"
-timeout -k 10 "$stage1_s" "$PY" benchmarks/bench_env.py --device "$device" --vector-sizes $sizes \
-  --sync-sizes 4 --single-steps "$single" --repeats "$repeats" 2>&1 | tee -a "$OUT/bench_env.txt" \
-  || echo "stage 1 failed or ran past ${stage1_s} s" | tee -a "$OUT/bench_env.txt"
-
-echo "== stage 2: bench_train on $device" | tee "$OUT/bench_train.txt"
-timeout -k 10 "$stage2_s" "$PY" benchmarks/bench_train.py --device "$device" \
-  --batch-sizes $batches --images "$images" --repeats "$repeats" \
-  ${bench_envs[@]+"${bench_envs[@]}"} 2>&1 | tee -a "$OUT/bench_train.txt" \
-  || echo "stage 2 failed or ran past ${stage2_s} s" | tee -a "$OUT/bench_train.txt"
-echo "-- with --compile" | tee -a "$OUT/bench_train.txt"
-timeout -k 10 "$stage2_s" "$PY" benchmarks/bench_train.py --device "$device" \
-  --batch-sizes $compile_batches --images "$images" --repeats "$repeats" "${compile_envs[@]}" \
-  --compile 2>&1 | tee -a "$OUT/bench_train.txt" \
-  || echo "stage 2 (compile) failed or ran past ${stage2_s} s" | tee -a "$OUT/bench_train.txt"
+# stage FILE SECONDS NAME COMMAND...: run COMMAND under a time limit, its output added to FILE.
+stage() {
+  local file=$1 limit=$2 name=$3
+  shift 3
+  timeout -k 10 "$limit" "$@" 2>&1 | tee -a "$file" \
+    || echo "$name failed or ran past $limit s" | tee -a "$file"
+}
+if [ "$mode" != resume ]; then  # the resume mode trains only
+  echo "== stage 1: bench_env on $device" | tee "$OUT/bench_env.txt"
+  stage "$OUT/bench_env.txt" "$stage1_s" "stage 1" "$PY" benchmarks/bench_env.py \
+    --device "$device" --vector-sizes $sizes --sync-sizes 4 --single-steps "$single" \
+    --repeats "$repeats"
+  echo "== stage 2: bench_train on $device" | tee "$OUT/bench_train.txt"
+  bench_train=("$PY" benchmarks/bench_train.py --device "$device" --images "$images"
+               --repeats "$repeats")
+  stage "$OUT/bench_train.txt" "$stage2_s" "stage 2" "${bench_train[@]}" \
+    --batch-sizes $batches ${bench_envs[@]+"${bench_envs[@]}"}
+  echo "-- with --compile" | tee -a "$OUT/bench_train.txt"
+  stage "$OUT/bench_train.txt" "$stage2_s" "stage 2 (compile)" "${bench_train[@]}" \
+    --batch-sizes $compile_batches "${compile_envs[@]}" --compile
 fi
 
 # Stage 3: every task at once, one process each. A RAM step is a few hundred small kernels, so

@@ -62,6 +62,7 @@ __all__ = [
     "draw_glimpses",
     "enlargement",
     "figures_of",
+    "is_game",
     "save_figures",
     "tile",
     "vector_frame",
@@ -185,10 +186,16 @@ def _text(
     draw.text(xy, text, fill=fill, font=font, anchor=anchor, stroke_width=stroke, stroke_fill=0)
 
 
+def is_game(config: Any) -> bool:
+    """Whether ``config`` is a game's (``CatchConfig``: its answer is 1 for a caught ball), not
+    a digit task's ``GlimpseConfig``."""
+    return hasattr(config, "paddle_width")
+
+
 def _label_text(
     answer: int | None, truth: int | None, config: Any
 ) -> tuple[str, tuple[int, int, int]]:
-    if hasattr(config, "paddle_width"):  # a game (Catch): the answer is 1 for a caught ball
+    if is_game(config):
         if answer is None or truth is None:
             return "", TEXT_COLOUR
         caught = int(answer) == int(truth)

@@ -1,5 +1,9 @@
 """The RAM agent and its hybrid REINFORCE loss: shapes, gradient flow, learning, evaluation."""
 
+import pathlib
+import subprocess
+import sys
+
 import gymnasium as gym
 import pytest
 import torch
@@ -177,3 +181,23 @@ def test_several_episodes_per_image_play_each_image_k_times():
     stats = train_epoch(model, env, optimizer, torch.arange(9), 0.1, torch.Generator(), samples=3)
     assert [chunk.tolist() for chunk in shown] == [[0, 1, 2, 3] * 3, [4, 5, 6, 7] * 3]
     assert set(stats) >= {"loss", "accuracy", "reinforce"}
+
+
+def test_a_cpu_episode_does_not_load_torchs_compiler():
+    """The CUDA-graph episode marker is for CUDA only: importing torch's compiler costs a CPU
+    process seconds of start-up (every --test, every evaluation script)."""
+    code = (
+        "import sys, gymnasium as gym, torch, ram_env\n"
+        "from agents.ram import RAM, RAMConfig\n"
+        "from agents.reinforce import rollout\n"
+        "env = gym.make_vec('GlimpseMNIST-v0', num_envs=2,\n"
+        "                   vectorization_mode='vector_entry_point')\n"
+        "model = RAM(RAMConfig(glimpse_shape=env.unwrapped.config.glimpse_shape))\n"
+        "rollout(model, env.unwrapped, torch.tensor([0, 1]), 0.1, None)\n"
+        "print('torch._inductor' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True,
+        cwd=pathlib.Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert done.stdout.strip() == "False"

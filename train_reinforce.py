@@ -173,6 +173,10 @@ class Args:
     """training epochs (task recipes)"""
     lr: float = 1e-3
     """initial Adam learning rate"""
+    init_from: str | None = None
+    """a new run's starting weights: a checkpoint (.pt) of a run with the same network (any
+    task), loaded safely (tensors only); its optimizer, schedule and history are not used, so
+    this starts another learning-rate cycle from a trained agent (a warm restart)"""
     lr_schedule: Literal["plateau", "cosine"] = "cosine"
     """cosine: anneal to lr/100 over --epochs; plateau: lr/10 after --lr-patience epochs
     without validation gain (the original implementation's, with --lr 3e-4)"""
@@ -463,7 +467,7 @@ def write_metrics(history: list[dict], folder: pathlib.Path) -> None:
 #: What a run saved before a setting existed trained with (so such runs still resume).
 LEGACY_SETTINGS = {
     "samples_per_image": 1, "reinforce_weight": 1.0, "glimpse_stats": "mnist", "accumulate": 1,
-    "world_size": 1, "entropy_weight": 0.0,
+    "world_size": 1, "entropy_weight": 0.0, "init_from": None,
 }  # fmt: skip
 
 
@@ -503,6 +507,29 @@ def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:
         )
     if details:
         raise CheckpointError(f"{path} was trained with other settings ({'; '.join(details)})")
+
+
+def initial_weights(config: dict, path: pathlib.Path) -> dict[str, torch.Tensor]:
+    """The network weights (a state dict) of ``--init-from``'s checkpoint: a new run's start.
+
+    The checkpoint may come from another task with the same network (``RAMConfig``: retina
+    shape, sizes, classes, glimpse statistics), e.g. the translated task's agent as the start
+    of a cluttered run. Raises ``CheckpointError`` if ``path`` is not a readable ram-env
+    checkpoint or its network differs, naming each difference."""
+    payload = load_checkpoint(path)
+    saved = payload["config"]
+    theirs = RAMConfig.from_dict(saved["model"]).to_dict()
+    details = [
+        f"{name}: {theirs.get(name)!r} there, {value!r} here"
+        for name, value in config["model"].items()
+        if theirs.get(name) != value
+    ]
+    if details:
+        raise CheckpointError(
+            f"--init-from {path}: its network differs from this run's ({'; '.join(details)})"
+        )
+    print(f"initialising the network from {path} (epoch {payload['epoch']} of its run)")
+    return payload["model"]
 
 
 def build_model(config: dict, device: torch.device) -> RAM:
@@ -649,6 +676,11 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
             f"{ckpt_dir} holds another run ({', '.join(earlier)}): continue it with --resume, "
             "test it with --test, or start another run with --run-name or --ckpt-dir"
         )
+    initial = (  # --init-from: checked before the run folder is made
+        initial_weights(config, pathlib.Path(config["init_from"]))
+        if config.get("init_from") and not config["resume"]
+        else None
+    )
     group.barrier()  # every process has looked at the folder before rank 0 writes in it
     main = group.is_main
     if main:
@@ -677,6 +709,8 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
         scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             optimizer, mode="max", factor=0.1, patience=config["lr_patience"]
         )
+    if initial is not None:
+        model.load_state_dict(initial)
     noise = torch.Generator(device).manual_seed(config["seed"])
     shuffle = torch.Generator().manual_seed(config["seed"])  # the same order in every process
     epoch, best, best_epoch, history = 0, -1.0, 0, []

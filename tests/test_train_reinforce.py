@@ -320,3 +320,26 @@ def test_a_subset_smaller_than_a_batch_is_refused_before_training(capsys):
     with pytest.raises(SystemExit):
         train_reinforce.parse_args(["--train-subset", "16", "--batch-size", "32"])
     assert "makes no batch" in capsys.readouterr().err
+
+
+def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
+    first, second, other = tmp_path / "first", tmp_path / "second", tmp_path / "other"
+    assert run(first, "--epochs", "1") == 0
+    start = load_checkpoint(first / "best.pt")["model"]
+    # lr 1e-12: the second run's weights stay the first run's (a random start would not)
+    assert run(second, "--epochs", "1", "--lr", "1e-12", "--init-from", str(first / "best.pt")) == 0
+    assert "initialising the network from" in capsys.readouterr().out
+    payload = load_checkpoint(second / "best.pt")
+    for name, tensor in start.items():
+        torch.testing.assert_close(payload["model"][name], tensor, atol=1e-8, rtol=0)
+    assert payload["config"]["init_from"] == str(first / "best.pt")
+    assert payload["epoch"] == 1 and len(history(second)) == 1  # a new run: its own history
+    assert run(second, "--resume", "--lr", "1e-12") == 0  # resumes like any run (all done)
+    capsys.readouterr()
+    assert (
+        run(other, "--epochs", "1", "--core-size", "32", "--init-from", str(first / "best.pt")) == 2
+    )
+    assert "core_size: 64 there, 32 here" in capsys.readouterr().err
+    assert run(other, "--epochs", "1", "--init-from", str(tmp_path / "missing.pt")) == 2
+    assert "no checkpoint at" in capsys.readouterr().err
+    assert not other.exists()  # refused before the run folder was made

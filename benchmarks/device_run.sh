@@ -14,9 +14,15 @@
 #                                              #   tar xzf runs.tgz -C .device; tar xzf last.tgz
 #                                              #   -C .device (.device/runs/<task>/); drop its
 #                                              #   best.pt files if the call would pass 64 MiB
+#   OUT=... bash benchmarks/device_run.sh warm # THERE (carry .device): stage 3 alone, each task
+#                                              #   a new run from $RUNS/<task>/best.pt's weights
+#                                              #   (--init-from, lr WARM_LR, default 3e-4): a
+#                                              #   second learning-rate cycle for runs whose
+#                                              #   schedule has ended (TASKS picks the tasks)
 #   bash benchmarks/device_run.sh cpu-smoke    # CPU, test-sized: stages 1-3 in seconds (the
 #                                              #   test suite runs this so the script cannot rot)
-#   SMOKE=1 bash benchmarks/device_run.sh resume   # the same for the resume mode (the tests)
+#   SMOKE=1 bash benchmarks/device_run.sh resume   # the same for the resume and warm modes
+#                                              #   (the tests)
 #
 # Results go under $OUT (default runs/device): bench_env.txt, bench_train.txt, train.log,
 # runs.tgz (metrics, logs, test.json and best.pt of every task) and last.tgz (every last.pt, to
@@ -28,11 +34,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-cuda}
 case "$mode" in
-  prepare | cuda | resume | cpu-smoke) ;;
-  *) echo "usage: $0 [prepare | cuda | resume | cpu-smoke] (got '$mode')" >&2; exit 2 ;;
+  prepare | cuda | resume | warm | cpu-smoke) ;;
+  *) echo "usage: $0 [prepare | cuda | resume | warm | cpu-smoke] (got '$mode')" >&2; exit 2 ;;
 esac
 smoke=${SMOKE:-$([ "$mode" = cpu-smoke ] && echo 1 || echo 0)}
-RUNS=${RUNS:-.device/runs}  # where the resume mode finds the runs to continue
+RUNS=${RUNS:-.device/runs}  # where the resume and warm modes find the runs to continue
+WARM_LR=${WARM_LR:-3e-4}
 PY=${PYTHON:-python3}
 OUT=${OUT:-runs/device}
 LIMIT_S=${LIMIT_S:-540}
@@ -74,7 +81,7 @@ if [ "$smoke" = 1 ]; then
   single=100; bench_envs=(--env GlimpseMNIST-v0 GlimpseClutteredMNIST100-v0)
   compile_batches="32"; compile_envs=(--env GlimpseMNIST-v0); stage1_s=120; stage2_s=120
   extra=(--train-subset 64 --eval-batch-size 32 --M 2 --core-size 32 --glimpse-features 32
-         --compile off)
+         --compile off); lr=3e-3
   TASKS=${TASKS_SMOKE:-GlimpseMNIST-v0}
 else
   # Sized for one call: stage 1 at most 75 s, stage 2 at most 2 x 100 s (the compiled pass on
@@ -82,7 +89,7 @@ else
   # runs eager (--compile off): five runs compiling side by side, for the train and the eval
   # batch shapes, would spend a large part of a few minutes compiling.
   device=cuda; sizes="1024 16384 65536"; batches="1024 8192"; images=65536; repeats=2
-  train_batch=1024; extra=(--lr 1e-3 --eval-batch-size 10000 --threads 2 --compile off)
+  train_batch=1024; extra=(--eval-batch-size 10000 --threads 2 --compile off); lr=1e-3
   single=2000; bench_envs=(); stage1_s=75; stage2_s=100; compile_batches="1024"
   compile_envs=(--env GlimpseTranslatedMNIST-v0 GlimpseClutteredMNIST100-v0)
   if [ -d .device/whl ]; then
@@ -105,7 +112,7 @@ stage() {
   timeout -k 10 "$limit" "$@" 2>&1 | tee -a "$file" \
     || echo "$name failed or ran past $limit s" | tee -a "$file"
 }
-if [ "$mode" != resume ]; then  # the resume mode trains only
+if [ "$mode" = cuda ] || [ "$mode" = cpu-smoke ]; then  # resume and warm train only
   echo "== stage 1: bench_env on $device" | tee "$OUT/bench_env.txt"
   stage "$OUT/bench_env.txt" "$stage1_s" "stage 1" "$PY" benchmarks/bench_env.py \
     --device "$device" --vector-sizes $sizes --sync-sizes 4 --single-steps "$single" \
@@ -132,10 +139,21 @@ if [ "$share" -ge 30 ]; then
   for task in "${tasks[@]}"; do
     # The plateau schedule: a run stopped by the time limit is not left mid-cosine.
     run=(--env "$task" --device "$device" --batch-size "$train_batch" --plot-every 0
-         --lr-schedule plateau --ckpt-dir "$OUT/runs/$task" "${extra[@]}")
+         --lr "$([ "$mode" = warm ] && echo "$WARM_LR" || echo "$lr")" --lr-schedule plateau
+         --ckpt-dir "$OUT/runs/$task" "${extra[@]}")
     epochs=1000  # the time limit stops it; test-sized: 1 epoch, one more on resume
     [ "$smoke" = 1 ] && epochs=$([ "$mode" = resume ] && echo 2 || echo 1)
     train=("${run[@]}" --epochs "$epochs")
+    if [ "$mode" = warm ]; then  # a new run from the weights of the earlier one's best.pt
+      if [ -f "$RUNS/$task/best.pt" ]; then
+        mkdir -p "$OUT/init"
+        cp "$RUNS/$task/best.pt" "$OUT/init/$task.pt"
+        train=("${run[@]}" --epochs "$epochs" --init-from "$OUT/init/$task.pt")
+      else
+        echo "$task: no best.pt in $RUNS/$task to start from" | tee -a "$OUT/train.log"
+        continue
+      fi
+    fi
     if [ "$mode" = resume ]; then
       # A run continues from its last.pt, or from its best.pt where only that came along (then
       # the epochs after the best are lost); a resumed run writes a best.pt only when it
@@ -176,5 +194,5 @@ fi
 grep -h "^-- \|best validation\|test error\|M=\|mean policy" "$OUT/train.log" || true
 tar czf "$OUT/runs.tgz" -C "$OUT" --exclude='last.pt' --exclude='events.out.*' runs
 (cd "$OUT" && find runs -name last.pt -print0 | tar czf last.tgz --null -T -)
-rm -rf "$OUT/runs"
+rm -rf "$OUT/runs" "$OUT/init"
 echo "done in $(( $(date +%s) - start )) s; results in $OUT"

@@ -1,5 +1,6 @@
 """benchmarks/device_run.sh cannot rot: its CPU smoke mode runs every stage on tiny data, and
-its resume mode continues the runs a first call returned."""
+its resume mode continues the runs a first call returned, and its warm mode starts new runs
+from their weights."""
 
 import json
 import os
@@ -19,7 +20,7 @@ def device_run(mode, env):
     )  # fmt: skip
 
 
-def test_device_script_runs_every_stage_on_the_cpu_then_resumes_its_runs(tmp_path):
+def test_device_script_runs_every_stage_on_the_cpu_then_resumes_and_warm_starts_its_runs(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OUT": str(out), "PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     done = device_run("cpu-smoke", env)
@@ -47,3 +48,18 @@ def test_device_script_runs_every_stage_on_the_cpu_then_resumes_its_runs(tmp_pat
     with tarfile.open(out / "runs.tgz") as archive:
         metrics = archive.extractfile("runs/GlimpseMNIST-v0/metrics.json")
         assert [row["epoch"] for row in json.load(metrics)] == [1, 2]
+
+    # The warm mode: new runs from the weights of what came back (the resumed run's best.pt).
+    with tarfile.open(out / "runs.tgz") as archive:
+        archive.extractall(tmp_path / "again", filter="data")
+    shutil.rmtree(out)
+    env |= {"RUNS": str(tmp_path / "again" / "runs"), "WARM_LR": "1e-3"}
+    done = device_run("warm", env)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    log = (out / "train.log").read_text()
+    assert "initialising the network from" in log and "mean policy" in log
+    assert not (out / "init").exists()  # the copies of the starting weights do not come back
+    with tarfile.open(out / "runs.tgz") as archive:
+        metrics = archive.extractfile("runs/GlimpseMNIST-v0/metrics.json")
+        rows = json.load(metrics)
+        assert [row["epoch"] for row in rows] == [1] and rows[0]["lr"] == 1e-3

@@ -111,9 +111,9 @@ class CatchConfig:
         check_choice("start", self.start, ("random", "center"))
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict) -> CatchConfig:
+    def from_kwargs(cls, kwargs: dict, owner: str = "CatchEnv.__init__()") -> CatchConfig:
         """Build from keywords; an unknown one is a ``TypeError`` in Python's own wording."""
-        return config_from_kwargs(cls, kwargs, "CatchEnv")
+        return config_from_kwargs(cls, kwargs, owner)
 
     @property
     def n_glimpses(self) -> int:
@@ -298,9 +298,8 @@ class CatchVectorEnv(GlimpseVectorEnv):
 
     metadata = {**GlimpseVectorEnv.metadata, "render_fps": 8}
 
-    @staticmethod
-    def _make_config(kwargs: dict[str, Any]) -> CatchConfig:
-        return CatchConfig.from_kwargs(kwargs)
+    def _make_config(self, kwargs: dict[str, Any]) -> CatchConfig:
+        return CatchConfig.from_kwargs(kwargs, f"{type(self).__name__}.__init__()")
 
     def _make_core(self, num_envs: int) -> CatchCore:
         return CatchCore(self.config, num_envs, self.device)
@@ -347,7 +346,7 @@ class CatchEnv(OneEpisode, gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     ) -> None:
         check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
-        self.config = CatchConfig.from_kwargs(config)
+        self.config = CatchConfig.from_kwargs(config, f"{type(self).__name__}.__init__()")
         self.core = CatchCore(self.config, 1, resolve_device(device))
         self.observation_space, self.action_space = catch_spaces(self.config)
         self._finished = True

@@ -112,11 +112,11 @@ class GlimpseConfig:
             )
 
     @classmethod
-    def from_kwargs(cls, kwargs: dict) -> GlimpseConfig:
+    def from_kwargs(cls, kwargs: dict, owner: str = "GlimpseEnv.__init__()") -> GlimpseConfig:
         """Build from keyword arguments; an unknown one raises ``TypeError`` in Python's own
-        wording (``unexpected keyword argument 'x'``, which libraries such as TorchRL probe
-        for), followed by the known ones."""
-        return config_from_kwargs(cls, kwargs, "GlimpseEnv")
+        wording (``owner got an unexpected keyword argument 'x'``, which libraries such as
+        TorchRL probe for), followed by the known ones."""
+        return config_from_kwargs(cls, kwargs, owner)
 
     @property
     def canvas_shape(self) -> tuple[int, int]:
@@ -143,8 +143,9 @@ class GlimpseConfig:
 
 def config_from_kwargs(cls: type, kwargs: dict, owner: str) -> Any:
     """``cls(**kwargs)`` for a config dataclass; an unknown keyword raises ``TypeError`` in
-    Python's own wording (``owner got an unexpected keyword argument 'x'``, which libraries
-    such as TorchRL probe for), followed by the known ones. The one rule of both env kinds."""
+    Python's own wording (``owner got an unexpected keyword argument 'x'``, ``owner`` being
+    the constructor called, e.g. ``GlimpseVectorEnv.__init__()``; libraries such as TorchRL
+    probe for it), followed by the known ones. The one rule of both env kinds."""
     known = {field.name for field in fields(cls)}
     unknown = sorted(set(kwargs) - known)
     if unknown:

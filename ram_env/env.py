@@ -137,7 +137,7 @@ class GlimpseEnv(OneEpisode, gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     ) -> None:
         check_render_mode(render_mode, self.metadata)
         self.render_mode = render_mode
-        self.config = GlimpseConfig.from_kwargs(config)
+        self.config = GlimpseConfig.from_kwargs(config, f"{type(self).__name__}.__init__()")
         self.core = GlimpseCore(self.config, 1, resolve_device(device))
         self.observation_space, self.action_space = glimpse_spaces(self.config)
         self._finished = True

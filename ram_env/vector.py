@@ -102,9 +102,8 @@ class GlimpseVectorEnv(VectorEnv):
 
     # --- the task: what a subclass on the same pattern (ram_env.catch) replaces -------------
 
-    @staticmethod
-    def _make_config(kwargs: dict[str, Any]) -> Any:
-        return GlimpseConfig.from_kwargs(kwargs)
+    def _make_config(self, kwargs: dict[str, Any]) -> Any:
+        return GlimpseConfig.from_kwargs(kwargs, f"{type(self).__name__}.__init__()")
 
     def _make_core(self, num_envs: int) -> Any:
         return GlimpseCore(self.config, num_envs, self.device)

@@ -236,9 +236,30 @@ def test_a_huge_finite_location_is_clamped_to_the_border_by_both_faces():
     torch.testing.assert_close(obs["location"], torch.tensor([[1.0, -1.0]]))
 
 
-def test_unknown_keyword_uses_pythons_wording():
-    with pytest.raises(TypeError, match="unexpected keyword argument 'frameskip'"):
-        gym.make("GlimpseMNIST-v0", frameskip=1)
+@pytest.mark.parametrize(
+    ("make", "owner"),
+    [
+        (lambda **kw: gym.make("GlimpseMNIST-v0", **kw), "GlimpseEnv"),
+        (lambda **kw: gym.make("GlimpseCatch-v0", **kw), "CatchEnv"),
+        (lambda **kw: gym.make_vec("GlimpseTranslatedMNIST-v0", 2, "sync", **kw), "GlimpseEnv"),
+        (
+            lambda **kw: gym.make_vec("GlimpseMNIST-v0", 2, "vector_entry_point", **kw),
+            "GlimpseVectorEnv",
+        ),
+        (
+            lambda **kw: gym.make_vec("GlimpseCatch-v0", 2, "vector_entry_point", **kw),
+            "CatchVectorEnv",
+        ),
+    ],
+)
+def test_unknown_keyword_uses_pythons_wording(make, owner):
+    """Python's own words, naming the constructor that was called: TorchRL's GymEnv drops a
+    keyword it probes (frameskip) only on this message."""
+    with pytest.raises(
+        TypeError,
+        match=rf"^{owner}\.__init__\(\) got an unexpected keyword argument 'frameskip' \(known: ",
+    ):
+        make(frameskip=1)
 
 
 @pytest.mark.parametrize(

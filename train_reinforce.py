@@ -267,6 +267,8 @@ class Args:
                 f"--train-subset {self.train_subset} makes no batch of {batch} images "
                 "(--batch-size x --accumulate)"
             )
+        if self.init_from is not None and not self.init_from.strip():
+            raise ValueError("--init-from must name a checkpoint file, e.g. runs/NAME/best.pt")
         if not 0 < self.valid_size < 1:
             raise ValueError(
                 "--valid-size must be in (0, 1): validation picks the best checkpoint, "
@@ -509,27 +511,72 @@ def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:
         raise CheckpointError(f"{path} was trained with other settings ({'; '.join(details)})")
 
 
-def initial_weights(config: dict, path: pathlib.Path) -> dict[str, torch.Tensor]:
-    """The network weights (a state dict) of ``--init-from``'s checkpoint: a new run's start.
+#: The flags that set each ``RAMConfig`` field (for messages about a network that differs).
+NETWORK_FLAGS = {
+    "glimpse_shape": "--env / --n-scales / --patch-size",
+    "num_classes": "--env",
+    "glimpse_mean": "--env / --glimpse-stats",
+    "glimpse_std": "--env / --glimpse-stats",
+}
+#: Settings that say nothing about how a run trains (compared with ``--init-from``'s run only
+#: to report the differences).
+BOOKKEEPING = {
+    "run_name", "ckpt_dir", "log_dir", "resume", "threads", "device", "compile", "plot_every",
+    "init_from", "world_size", "env_kwargs", "model", "eval_batch_size", "M",
+}  # fmt: skip
+
+
+def initial_weights(config: dict, path: pathlib.Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The network weights of ``--init-from``'s checkpoint (a new run's start) and where they
+    came from (``path``, the run's name and task, epoch and digest).
 
     The checkpoint may come from another task with the same network (``RAMConfig``: retina
-    shape, sizes, classes, glimpse statistics), e.g. the translated task's agent as the start
-    of a cluttered run. Raises ``CheckpointError`` if ``path`` is not a readable ram-env
-    checkpoint or its network differs, naming each difference."""
+    shape, layer sizes, core, classes, glimpse statistics; ``location_init`` does not count,
+    as it only initialises), e.g. the translated task's agent as the start of a cluttered run.
+    Training settings that differ from that run's (``--std``, ``--batch-size``...) are printed.
+    Raises ``CheckpointError`` if ``path`` is not a readable ram-env checkpoint or its weights
+    do not fit this run's network, naming each difference and its flags."""
+    if path.is_dir():
+        raise CheckpointError(
+            f"--init-from {path} is a folder: give a checkpoint file, e.g. {path / 'best.pt'}"
+        )
     payload = load_checkpoint(path)
     saved = payload["config"]
-    theirs = RAMConfig.from_dict(saved["model"]).to_dict()
+    source = f"{path} ({saved.get('env', 'an unknown task')}, epoch {payload['epoch']})"
+    if not isinstance(saved.get("model"), dict):
+        raise CheckpointError(f"--init-from {source} records no network (no config['model'])")
+    try:
+        theirs = RAMConfig.from_dict(saved["model"]).to_dict()
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"--init-from {source}: unreadable network: {error}") from None
     details = [
-        f"{name}: {theirs.get(name)!r} there, {value!r} here"
+        f"{name} ({NETWORK_FLAGS.get(name, '--' + name.replace('_', '-'))}): "
+        f"{theirs.get(name)!r} there, {value!r} here"
         for name, value in config["model"].items()
-        if theirs.get(name) != value
+        if name != "location_init" and theirs.get(name) != value
     ]
     if details:
         raise CheckpointError(
-            f"--init-from {path}: its network differs from this run's ({'; '.join(details)})"
+            f"--init-from {source}: its network differs from this run's ({'; '.join(details)})"
         )
-    print(f"initialising the network from {path} (epoch {payload['epoch']} of its run)")
-    return payload["model"]
+    try:  # the weights must fit the network their config describes
+        RAM(RAMConfig.from_dict(config["model"])).load_state_dict(payload["model"])
+    except (RuntimeError, TypeError, KeyError, AttributeError) as error:
+        reason = str(error).splitlines()[0]
+        raise CheckpointError(f"--init-from {source}: its weights do not fit: {reason}") from None
+    print(f"initialising the network from {source}")
+    differ = [
+        f"--{name.replace('_', '-')} {saved[name]!r} there, {config[name]!r} here"
+        for name in sorted(set(saved) & set(config) - BOOKKEEPING)
+        if saved[name] != config[name]
+    ]
+    if differ:
+        print("  settings that differ from that run's: " + "; ".join(differ))
+    origin = {
+        "path": str(path), "run_name": saved.get("run_name"), "env": saved.get("env"),
+        "epoch": payload["epoch"], "digest": payload.get("digest"),
+    }  # fmt: skip
+    return payload["model"], origin
 
 
 def build_model(config: dict, device: torch.device) -> RAM:
@@ -676,11 +723,9 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
             f"{ckpt_dir} holds another run ({', '.join(earlier)}): continue it with --resume, "
             "test it with --test, or start another run with --run-name or --ckpt-dir"
         )
-    initial = (  # --init-from: checked before the run folder is made
-        initial_weights(config, pathlib.Path(config["init_from"]))
-        if config.get("init_from") and not config["resume"]
-        else None
-    )
+    initial, origin = None, None  # --init-from: checked before the run folder is made
+    if config.get("init_from") is not None and not config["resume"]:
+        initial, origin = initial_weights(config, pathlib.Path(config["init_from"]))
     group.barrier()  # every process has looked at the folder before rank 0 writes in it
     main = group.is_main
     if main:
@@ -741,7 +786,7 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
                 "model, optimizer, schedule and history carry over; the fixation noise and the "
                 f"training canvases are new streams (seed {config['seed']}, epoch {epoch})"
             )
-        history = payload["history"]
+        history, origin = payload["history"], payload.get("initial_weights")
         if history and main:  # a crash between the checkpoint and the metrics files loses no row
             write_metrics(history, ckpt_dir)
         print(f"resumed {last_path} after epoch {epoch} (best validation {100 * best:.2f}%)")
@@ -766,6 +811,51 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
     if game and group.parallel:
         raise DistributedError(f"{config['env']} trains on one process (no torchrun yet)")
     images_per_epoch = per_epoch // global_batch * global_batch
+
+    def validate() -> float:
+        """Validation accuracy of the mean policy (rank 0 plays, every process gets it)."""
+        score = evaluate_game if game else partial(evaluate, samples=1)
+        return group.broadcast_float(
+            score(
+                model,
+                valid_env,
+                valid_images,
+                std=config["std"],
+                seed=config["seed"] + 1,
+                mean_policy=True,
+            )
+            if valid_env is not None
+            else math.nan,
+            device,
+        )
+
+    def snapshot() -> dict[str, Any]:
+        """The checkpoint of the run as it stands (rank 0)."""
+        return {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "noise": noise.get_state(),
+                "shuffle": shuffle.get_state(),
+                "train_env": train_env.unwrapped.get_rng_state(),
+                "valid_env": valid_env.unwrapped.get_rng_state(),
+            },
+            "epoch": epoch,
+            "best_accuracy": best,
+            "best_epoch": best_epoch,
+            "history": history,
+            "config": config,
+            **({"initial_weights": origin} if origin is not None else {}),
+        }
+
+    if initial is not None:  # the starting weights are epoch 0: best.pt is never worse
+        best = validate()
+        print(f"the starting weights validate at {100 * best:.2f}% (epoch 0 of this run)")
+        if main:  # a stop in epoch 1 leaves a run that --resume continues
+            save_checkpoint(snapshot(), best_path)
+            save_checkpoint(snapshot(), last_path)
     epochs_bar = tqdm(
         total=config["epochs"], initial=epoch, unit="epoch", desc="epochs", disable=not main
     )
@@ -803,20 +893,7 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
                 )
         seconds = time.perf_counter() - start
         elapsed = history[-1].get("elapsed_seconds", 0.0) if history else 0.0
-        score = evaluate_game if game else partial(evaluate, samples=1)
-        valid_accuracy = group.broadcast_float(
-            score(
-                model,
-                valid_env,
-                valid_images,
-                std=config["std"],
-                seed=config["seed"] + 1,
-                mean_policy=True,
-            )
-            if valid_env is not None
-            else math.nan,
-            device,
-        )
+        valid_accuracy = validate()
         if config["lr_schedule"] == "cosine":
             scheduler.step()
         else:
@@ -842,23 +919,7 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
             for name, value in record.items():
                 if name != "epoch":
                     writer.add_scalar(name.replace("_", "/", 1), value, epoch)
-            payload = {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "noise": noise.get_state(),
-                    "shuffle": shuffle.get_state(),
-                    "train_env": train_env.unwrapped.get_rng_state(),
-                    "valid_env": valid_env.unwrapped.get_rng_state(),
-                },
-                "epoch": epoch,
-                "best_accuracy": best,
-                "best_epoch": best_epoch,
-                "history": history,
-                "config": config,
-            }
+            payload = snapshot()
             if improved:
                 save_checkpoint(payload, best_path)
             save_checkpoint(payload, last_path)

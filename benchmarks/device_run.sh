@@ -137,18 +137,17 @@ if [ "$share" -ge 30 ]; then
   echo "== stage 3: ${#tasks[@]} tasks side by side for ${share} s each, then their tests" \
     | tee -a "$OUT/train.log"
   for task in "${tasks[@]}"; do
-    # The plateau schedule: a run stopped by the time limit is not left mid-cosine.
+    # (--test and --resume take the learning rate and the schedule from the saved run)
     run=(--env "$task" --device "$device" --batch-size "$train_batch" --plot-every 0
-         --lr "$([ "$mode" = warm ] && echo "$WARM_LR" || echo "$lr")" --lr-schedule plateau
          --ckpt-dir "$OUT/runs/$task" "${extra[@]}")
     epochs=1000  # the time limit stops it; test-sized: 1 epoch, one more on resume
     [ "$smoke" = 1 ] && epochs=$([ "$mode" = resume ] && echo 2 || echo 1)
-    train=("${run[@]}" --epochs "$epochs")
+    # The plateau schedule: a run stopped by the time limit is not left mid-cosine.
+    train=("${run[@]}" --epochs "$epochs" --lr "$lr" --lr-schedule plateau)
     if [ "$mode" = warm ]; then  # a new run from the weights of the earlier one's best.pt
       if [ -f "$RUNS/$task/best.pt" ]; then
-        mkdir -p "$OUT/init"
-        cp "$RUNS/$task/best.pt" "$OUT/init/$task.pt"
-        train=("${run[@]}" --epochs "$epochs" --init-from "$OUT/init/$task.pt")
+        train=("${run[@]}" --epochs "$epochs" --lr "$WARM_LR" --lr-schedule plateau
+               --init-from "$RUNS/$task/best.pt")
       else
         echo "$task: no best.pt in $RUNS/$task to start from" | tee -a "$OUT/train.log"
         continue
@@ -163,7 +162,7 @@ if [ "$share" -ge 30 ]; then
         find "$RUNS/$task" -maxdepth 1 -type f \( -name '*.pt' -o -name 'metrics.*' \
           -o -name train.log \) -exec cp {} "$OUT/runs/$task/" \;
         [ -f "$OUT/runs/$task/last.pt" ] || cp "$OUT/runs/$task/best.pt" "$OUT/runs/$task/last.pt"
-        train+=(--resume)
+        train=("${run[@]}" --epochs "$epochs" --resume)
       else
         echo "$task: nothing to resume in $RUNS/$task" | tee -a "$OUT/train.log"
         continue
@@ -194,5 +193,5 @@ fi
 grep -h "^-- \|best validation\|test error\|M=\|mean policy" "$OUT/train.log" || true
 tar czf "$OUT/runs.tgz" -C "$OUT" --exclude='last.pt' --exclude='events.out.*' runs
 (cd "$OUT" && find runs -name last.pt -print0 | tar czf last.tgz --null -T -)
-rm -rf "$OUT/runs" "$OUT/init"
+rm -rf "$OUT/runs"
 echo "done in $(( $(date +%s) - start )) s; results in $OUT"

@@ -174,6 +174,7 @@ def test_unsafe_or_foreign_files_are_refused(tmp_path):
         (["--M", "0"], "--M"),
         (["--std", "0"], "--std"),
         (["--plot-every", "-1"], "--plot-every"),
+        (["--init-from", ""], "--init-from"),
     ],
 )
 def test_bad_flags_are_refused_by_name(flags, named, capsys):
@@ -323,23 +324,49 @@ def test_a_subset_smaller_than_a_batch_is_refused_before_training(capsys):
 
 
 def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
-    first, second, other = tmp_path / "first", tmp_path / "second", tmp_path / "other"
+    first, second = tmp_path / "first", tmp_path / "second"
     assert run(first, "--epochs", "1") == 0
-    start = load_checkpoint(first / "best.pt")["model"]
-    # lr 1e-12: the second run's weights stay the first run's (a random start would not)
-    assert run(second, "--epochs", "1", "--lr", "1e-12", "--init-from", str(first / "best.pt")) == 0
-    assert "initialising the network from" in capsys.readouterr().out
-    payload = load_checkpoint(second / "best.pt")
-    for name, tensor in start.items():
-        torch.testing.assert_close(payload["model"][name], tensor, atol=1e-8, rtol=0)
-    assert payload["config"]["init_from"] == str(first / "best.pt")
-    assert payload["epoch"] == 1 and len(history(second)) == 1  # a new run: its own history
-    assert run(second, "--resume", "--lr", "1e-12") == 0  # resumes like any run (all done)
+    source = load_checkpoint(first / "best.pt")
+    # lr 1e-12: the second run's weights stay the first run's (a random start would not);
+    # another --location-init is no difference (the weights replace the initialisation)
+    warm = ("--lr", "1e-12", "--lr-schedule", "plateau", "--location-init", "center")
+    assert run(second, "--epochs", "1", *warm, "--init-from", str(first / "best.pt")) == 0
+    out = capsys.readouterr().out
+    assert "initialising the network from" in out and "GlimpseMNIST-v0, epoch 1)" in out
+    assert "settings that differ from that run's: " in out
+    assert "--location-init 'random' there, 'center' here" in out
+    assert "--lr-schedule 'cosine' there, 'plateau' here" in out and "validate at" in out
+    best, last = load_checkpoint(second / "best.pt"), load_checkpoint(second / "last.pt")
+    assert best["epoch"] == 0 and last["epoch"] == 1  # the start is epoch 0, and it won
+    for name, tensor in source["model"].items():
+        assert torch.equal(best["model"][name], tensor)
+        torch.testing.assert_close(last["model"][name], tensor, atol=1e-8, rtol=0)
+    assert best["config"]["init_from"] == str(first / "best.pt")
+    assert last["initial_weights"]["digest"] == source["digest"]
+    assert len(history(second)) == 1  # a new run: its own history
+
+    # It resumes like any run, without the source (which it never reads again).
+    first.rename(tmp_path / "moved")
+    assert run(second, "--resume", "--epochs", "2", "--lr", "1e-12") == 0
+    assert [row["epoch"] for row in history(second)] == [1, 2]
+    assert load_checkpoint(second / "last.pt")["initial_weights"] == last["initial_weights"]
+
+
+def test_init_from_refuses_what_cannot_start_the_run_before_making_its_folder(tmp_path, capsys):
+    source, other = tmp_path / "source", tmp_path / "other"
+    assert run(source, "--epochs", "1") == 0
     capsys.readouterr()
-    assert (
-        run(other, "--epochs", "1", "--core-size", "32", "--init-from", str(first / "best.pt")) == 2
-    )
-    assert "core_size: 64 there, 32 here" in capsys.readouterr().err
-    assert run(other, "--epochs", "1", "--init-from", str(tmp_path / "missing.pt")) == 2
-    assert "no checkpoint at" in capsys.readouterr().err
-    assert not other.exists()  # refused before the run folder was made
+    path = source / "best.pt"
+    broken = tmp_path / "broken.pt"  # the config of a fitting network, weights that are not
+    save_checkpoint({**load_checkpoint(path), "model": {"core.weight": torch.zeros(2)}}, broken)
+    cases = [
+        (("--core-size", "32", "--init-from", str(path)), "core_size (--core-size): 64 there"),
+        (("--env", "GlimpseFashionMNIST-v0", "--init-from", str(path)), "(--env / --glimpse"),
+        (("--init-from", str(tmp_path / "missing.pt")), "no checkpoint at"),
+        (("--init-from", str(source)), "is a folder: give a checkpoint file, e.g."),
+        (("--init-from", str(broken)), "its weights do not fit"),
+    ]
+    for flags, message in cases:
+        assert run(other, "--epochs", "1", *flags) == 2
+        assert message in capsys.readouterr().err
+        assert not other.exists()  # refused before the run folder was made

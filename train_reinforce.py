@@ -183,7 +183,8 @@ class Args:
     lr_patience: int = 20
     """plateau epochs before lr/10"""
     train_patience: int = 50
-    """early stop after this many epochs without validation gain"""
+    """early stop after this many epochs without validation gain (after --init-from, on the
+    run's own epochs: its starting weights compete for best.pt only)"""
     valid_size: float = 0.1
     """validation fraction of the training split, in (0, 1)"""
     train_subset: int | None = None
@@ -759,6 +760,10 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
     noise = torch.Generator(device).manual_seed(config["seed"])
     shuffle = torch.Generator().manual_seed(config["seed"])  # the same order in every process
     epoch, best, best_epoch, history = 0, -1.0, 0, []
+    # The best of the run's own epochs: --train-patience counts from it. It is (best,
+    # best_epoch) except after --init-from, whose starting weights (epoch 0) compete for
+    # best.pt only: a new learning-rate cycle first loses accuracy, then gains it.
+    trained_best, trained_epoch = best, best_epoch
     if config["resume"]:
         payload = load_checkpoint(last_path)  # on the CPU: generator states must be there
         check_resumable(payload["config"], config, last_path)
@@ -769,6 +774,7 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
         torch.set_rng_state(rng["torch"])
         shuffle.set_state(rng["shuffle"])
         epoch, best, best_epoch = payload["epoch"], payload["best_accuracy"], payload["best_epoch"]
+        trained_best, trained_epoch = payload.get("trained_best", (best, best_epoch))
         # The device generators' states fit this device's generators when the run was saved on
         # the same kind of device (``--device auto`` resolves on each machine).
         if rng["noise"].numel() == noise.get_state().numel():  # exact: as if never stopped
@@ -845,6 +851,7 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
             "epoch": epoch,
             "best_accuracy": best,
             "best_epoch": best_epoch,
+            "trained_best": (trained_best, trained_epoch),
             "history": history,
             "config": config,
             **({"initial_weights": origin} if origin is not None else {}),
@@ -859,7 +866,7 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
     epochs_bar = tqdm(
         total=config["epochs"], initial=epoch, unit="epoch", desc="epochs", disable=not main
     )
-    while epoch < config["epochs"] and epoch - best_epoch < config["train_patience"]:
+    while epoch < config["epochs"] and epoch - trained_epoch < config["train_patience"]:
         if game:  # fresh random games from the training range (the same in every process)
             low, high = train_images.start, train_images.stop
             order = torch.randint(low, high, (per_epoch,), generator=shuffle).to(device)
@@ -902,6 +909,8 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
         improved = valid_accuracy > best
         if improved:
             best, best_epoch = valid_accuracy, epoch
+        if valid_accuracy > trained_best:
+            trained_best, trained_epoch = valid_accuracy, epoch
         record = {
             "epoch": epoch,
             **{f"train_{name}": round(value, 6) for name, value in stats.items()},

@@ -330,25 +330,28 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
     # lr 1e-12: the second run's weights stay the first run's (a random start would not);
     # another --location-init is no difference (the weights replace the initialisation)
     warm = ("--lr", "1e-12", "--lr-schedule", "plateau", "--location-init", "center")
-    assert run(second, "--epochs", "1", *warm, "--init-from", str(first / "best.pt")) == 0
+    # --train-patience counts from the run's own best epoch (1 here: its weights, and so its
+    # accuracy, stay the start's), not from the start's epoch 0: it stops after epoch 2
+    flags = ("--epochs", "3", "--train-patience", "1", "--init-from", str(first / "best.pt"))
+    assert run(second, *warm, *flags) == 0
     out = capsys.readouterr().out
     assert "initialising the network from" in out and "GlimpseMNIST-v0, epoch 1)" in out
     assert "settings that differ from that run's: " in out
     assert "--location-init 'random' there, 'center' here" in out
     assert "--lr-schedule 'cosine' there, 'plateau' here" in out and "validate at" in out
     best, last = load_checkpoint(second / "best.pt"), load_checkpoint(second / "last.pt")
-    assert best["epoch"] == 0 and last["epoch"] == 1  # the start is epoch 0, and it won
+    assert best["epoch"] == 0 and last["epoch"] == 2  # the start is epoch 0, and it won
     for name, tensor in source["model"].items():
         assert torch.equal(best["model"][name], tensor)
         torch.testing.assert_close(last["model"][name], tensor, atol=1e-8, rtol=0)
     assert best["config"]["init_from"] == str(first / "best.pt")
     assert last["initial_weights"]["digest"] == source["digest"]
-    assert len(history(second)) == 1  # a new run: its own history
+    assert len(history(second)) == 2  # a new run: its own history
 
     # It resumes like any run, without the source (which it never reads again).
     first.rename(tmp_path / "moved")
-    assert run(second, "--resume", "--epochs", "2", "--lr", "1e-12") == 0
-    assert [row["epoch"] for row in history(second)] == [1, 2]
+    assert run(second, "--resume", "--train-patience", "5", "--lr", "1e-12") == 0
+    assert [row["epoch"] for row in history(second)] == [1, 2, 3]
     assert load_checkpoint(second / "last.pt")["initial_weights"] == last["initial_weights"]
 
 

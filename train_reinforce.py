@@ -474,6 +474,14 @@ LEGACY_SETTINGS = {
 }  # fmt: skip
 
 
+def last_gain(history: list[dict]) -> int:
+    """The epoch of the run's best validation among its own epochs (the first, on a tie; 0
+    before any): ``--train-patience`` counts from it. It is ``best_epoch`` except after
+    ``--init-from``, whose starting weights (epoch 0) compete for best.pt only: a new
+    learning-rate cycle first loses accuracy, then gains it."""
+    return max(history, key=lambda row: row["valid_accuracy"])["epoch"] if history else 0
+
+
 def shard_count(config: dict) -> int:
     """Batches of ``--batch-size`` images per optimizer step: processes x ``--accumulate``."""
     return config["world_size"] * config["accumulate"]
@@ -537,10 +545,6 @@ def initial_weights(config: dict, path: pathlib.Path) -> tuple[dict[str, torch.T
     Training settings that differ from that run's (``--std``, ``--batch-size``...) are printed.
     Raises ``CheckpointError`` if ``path`` is not a readable ram-env checkpoint or its weights
     do not fit this run's network, naming each difference and its flags."""
-    if path.is_dir():
-        raise CheckpointError(
-            f"--init-from {path} is a folder: give a checkpoint file, e.g. {path / 'best.pt'}"
-        )
     payload = load_checkpoint(path)
     saved = payload["config"]
     source = f"{path} ({saved.get('env', 'an unknown task')}, epoch {payload['epoch']})"
@@ -760,10 +764,6 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
     noise = torch.Generator(device).manual_seed(config["seed"])
     shuffle = torch.Generator().manual_seed(config["seed"])  # the same order in every process
     epoch, best, best_epoch, history = 0, -1.0, 0, []
-    # The best of the run's own epochs: --train-patience counts from it. It is (best,
-    # best_epoch) except after --init-from, whose starting weights (epoch 0) compete for
-    # best.pt only: a new learning-rate cycle first loses accuracy, then gains it.
-    trained_best, trained_epoch = best, best_epoch
     if config["resume"]:
         payload = load_checkpoint(last_path)  # on the CPU: generator states must be there
         check_resumable(payload["config"], config, last_path)
@@ -774,7 +774,6 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
         torch.set_rng_state(rng["torch"])
         shuffle.set_state(rng["shuffle"])
         epoch, best, best_epoch = payload["epoch"], payload["best_accuracy"], payload["best_epoch"]
-        trained_best, trained_epoch = payload.get("trained_best", (best, best_epoch))
         # The device generators' states fit this device's generators when the run was saved on
         # the same kind of device (``--device auto`` resolves on each machine).
         if rng["noise"].numel() == noise.get_state().numel():  # exact: as if never stopped
@@ -851,7 +850,6 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
             "epoch": epoch,
             "best_accuracy": best,
             "best_epoch": best_epoch,
-            "trained_best": (trained_best, trained_epoch),
             "history": history,
             "config": config,
             **({"initial_weights": origin} if origin is not None else {}),
@@ -866,7 +864,7 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
     epochs_bar = tqdm(
         total=config["epochs"], initial=epoch, unit="epoch", desc="epochs", disable=not main
     )
-    while epoch < config["epochs"] and epoch - trained_epoch < config["train_patience"]:
+    while epoch < config["epochs"] and epoch - last_gain(history) < config["train_patience"]:
         if game:  # fresh random games from the training range (the same in every process)
             low, high = train_images.start, train_images.stop
             order = torch.randint(low, high, (per_epoch,), generator=shuffle).to(device)
@@ -909,8 +907,6 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
         improved = valid_accuracy > best
         if improved:
             best, best_epoch = valid_accuracy, epoch
-        if valid_accuracy > trained_best:
-            trained_best, trained_epoch = valid_accuracy, epoch
         record = {
             "epoch": epoch,
             **{f"train_{name}": round(value, 6) for name, value in stats.items()},

@@ -73,6 +73,10 @@ def load_checkpoint(
 ) -> dict[str, Any]:
     """Load a checkpoint written by ``save_checkpoint``; ``CheckpointError`` if unusable."""
     path = pathlib.Path(path)
+    if path.is_dir():
+        raise CheckpointError(
+            f"{path} is a folder: give a checkpoint file, e.g. {path / 'best.pt'}"
+        )
     if not path.is_file():
         raise CheckpointError(f"no checkpoint at {path}")
     try:

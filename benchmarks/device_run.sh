@@ -142,17 +142,18 @@ if [ "$share" -ge 30 ]; then
          --ckpt-dir "$OUT/runs/$task" "${extra[@]}")
     epochs=1000  # the time limit stops it; test-sized: 1 epoch, one more on resume
     [ "$smoke" = 1 ] && epochs=$([ "$mode" = resume ] && echo 2 || echo 1)
-    # The plateau schedule: a run stopped by the time limit is not left mid-cosine.
-    train=("${run[@]}" --epochs "$epochs" --lr "$lr" --lr-schedule plateau)
-    if [ "$mode" = warm ]; then  # a new run from the weights of the earlier one's best.pt
-      if [ -f "$RUNS/$task/best.pt" ]; then
-        train=("${run[@]}" --epochs "$epochs" --lr "$WARM_LR" --lr-schedule plateau
-               --init-from "$RUNS/$task/best.pt")
-      else
+    # A new run: the plateau schedule (a run stopped by the time limit is not left
+    # mid-cosine); the warm mode starts it from the weights of an earlier run's best.pt.
+    start_lr=$lr start_from=()
+    if [ "$mode" = warm ]; then
+      if [ ! -f "$RUNS/$task/best.pt" ]; then
         echo "$task: no best.pt in $RUNS/$task to start from" | tee -a "$OUT/train.log"
         continue
       fi
+      start_lr=$WARM_LR start_from=(--init-from "$RUNS/$task/best.pt")
     fi
+    train=("${run[@]}" --epochs "$epochs" --lr "$start_lr" --lr-schedule plateau
+           ${start_from[@]+"${start_from[@]}"})
     if [ "$mode" = resume ]; then
       # A run continues from its last.pt, or from its best.pt where only that came along (then
       # the epochs after the best are lost); a resumed run writes a best.pt only when it

@@ -428,7 +428,9 @@ class GlimpseCore(EpisodeBatch):
         """Advance every episode by one step. Inputs are trusted (faces validate them).
 
         Args:
-            locations: float ``[N, 2]`` next fixations; clamped to ``[-1, 1]``.
+            locations: float ``[N, 2]`` next fixations; clamped to ``[-1, 1]``. Passing the
+                current ``fixations`` tensor itself (an agent's final step, which answers
+                without moving) keeps the fixations and glimpses as they are, with no read.
             labels: int64 ``[N]`` answered classes; scored only on an episode's last step.
             answer: optional bool ``[N]``: these episodes answer now, so this step is their
                 last (adaptive glimpse counts, as the Discrete action adapter offers). With
@@ -448,6 +450,7 @@ class GlimpseCore(EpisodeBatch):
         terminated = self.steps >= self.config.n_glimpses
         scored = terminated if answer is None else answer
         reward = (scored & (labels == self.targets)).float()
-        self.fixations = locations.to(torch.float32).clamp(-1.0, 1.0)
-        self.glimpses = self._sense(self.integral, self.fixations)
+        if locations is not self.fixations:  # the same tensor: the same fixation and glimpse
+            self.fixations = locations.to(torch.float32).clamp(-1.0, 1.0)
+            self.glimpses = self._sense(self.integral, self.fixations)
         return reward, terminated

@@ -338,3 +338,22 @@ def test_info_masks_are_not_the_returned_terminations():
     terminated[0] = False  # a caller's in-place edit
     assert infos["_final_obs"].tolist() == [True, True]
     assert infos["final_info"]["_label"].tolist() == [True, True]
+
+
+def test_stepping_to_the_current_fixations_tensor_keeps_the_glimpse_without_a_read(monkeypatch):
+    """An agent's final step answers without moving (``location = obs["location"]``): the
+    step gives what a copy of those fixations gives, and the sensor is not called."""
+    envs, twin = make_vec("GlimpseTranslatedMNIST-v0"), make_vec("GlimpseTranslatedMNIST-v0")
+    labels = torch.tensor([0, 1, 2, 3])
+    for env in (envs, twin):
+        env.reset(seed=3)
+        env.step(actions(4, 0))
+    copied = twin.step({"location": twin.fixations.clone(), "label": labels})
+    reads = []
+    monkeypatch.setattr(envs.core, "_sense", lambda *args: reads.append(args))
+    same = envs.step({"location": envs.fixations, "label": labels})
+    assert reads == []
+    for key in ("glimpse", "location"):
+        torch.testing.assert_close(same[0][key], copied[0][key], rtol=0, atol=0)
+    for got, want in zip(same[1:4], copied[1:4], strict=True):
+        torch.testing.assert_close(got, want, rtol=0, atol=0)

@@ -253,14 +253,28 @@ class Args:
                 check_int(f"--{name.replace('_', '-')}", value, low=1)
         check_int("--plot-every", self.plot_every, low=0)
         check_int("--seed", self.seed, low=0, high=2**63 - 1)
-        if not (self.lr > 0 and self.std > 0 and self.reinforce_weight >= 0):
+        for flag, value, zero_ok in (
+            ("--lr", self.lr, False),
+            ("--std", self.std, False),
+            ("--reinforce-weight", self.reinforce_weight, True),
+            ("--entropy-weight", self.entropy_weight, True),
+        ):
+            if not (math.isfinite(value) and (value > 0 or (zero_ok and value == 0))):
+                bound = ">= 0" if zero_ok else "> 0"
+                raise ValueError(f"{flag} must be a finite number {bound}, got {value}")
+        if self.checkpoint is not None and not self.test:
             raise ValueError(
-                f"--lr and --std must be > 0 and --reinforce-weight >= 0, got {self.lr}, "
-                f"{self.std} and {self.reinforce_weight}"
+                "--checkpoint names the checkpoint that --test scores; a training run tests "
+                "its own best.pt (to start from another run's weights: --init-from)"
             )
-        if not (math.isfinite(self.entropy_weight) and self.entropy_weight >= 0):
+        if (
+            self.lr_schedule == "cosine"
+            and self.lr_patience != Args.lr_patience
+            and not (self.resume or self.test)  # those take the saved run's settings
+        ):
             raise ValueError(
-                f"--entropy-weight must be a finite number >= 0, got {self.entropy_weight}"
+                f"--lr-patience {self.lr_patience}: a setting of --lr-schedule plateau, "
+                "which this run does not use (cosine)"
             )
         batch = self.batch_size * self.accumulate
         if self.train_subset is not None and self.train_subset < batch:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import math
 import os
 import pathlib
 import sys
@@ -50,9 +51,19 @@ import ram_env
 RUN_KEYS = ("algo", "env", "env_kwargs", "grid", "val_fraction", "val_size")
 DEFAULT_SAVE_DIR = "ckpt/sb3"
 DEFAULT_N_STEPS = {"recurrent-ppo": 128, "ppo": 128, "a2c": 5}
+#: The algorithms that take each of --n-steps and --batch-size (a flag an algorithm has no
+#: setting for is refused, never silently dropped).
+ALGOS_WITH = {
+    "n_steps": ("a2c", "ppo", "recurrent-ppo"),
+    "batch_size": ("dqn", "ppo", "recurrent-ppo"),
+}
 
 AlgoName = Literal["a2c", "dqn", "ppo", "recurrent-ppo"]
 EnvId = Literal[tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))]  # type: ignore[valid-type]
+
+
+#: Files of a run folder that a new run (without ``--resume``) must never overwrite.
+RUN_FILES = ("best.zip", "last.zip", "run.json")
 
 
 class SettingsError(ValueError):
@@ -105,9 +116,10 @@ class Args:
     n_envs: int = 16
     """parallel episodes (may change on --resume)"""
     n_steps: int | None = None
-    """rollout length per env (default: 128; a2c: 5; not dqn)"""
+    """rollout length per env (default: 128; a2c: 5); refused with dqn, which has none"""
     batch_size: int | None = None
-    """PPO minibatch (default: a quarter of the rollout, at least min(64, rollout))"""
+    """minibatch of PPO (default: a quarter of the rollout, at least min(64, rollout)) and DQN
+    (default: SB3's 32); refused with a2c, which has none"""
     learning_rate: float | None = None
     """default: the algorithm's"""
     device: str = "auto"
@@ -167,6 +179,21 @@ class Args:
             )
         if self.resume and self.test:
             raise ValueError("give --resume or --test, not both")
+        if self.learning_rate is not None and not (
+            math.isfinite(self.learning_rate) and self.learning_rate > 0
+        ):
+            raise ValueError(
+                f"--learning-rate must be a finite number > 0, got {self.learning_rate}"
+            )
+        for flag, value, takers in (
+            ("--n-steps", self.n_steps, ALGOS_WITH["n_steps"]),
+            ("--batch-size", self.batch_size, ALGOS_WITH["batch_size"]),
+        ):
+            if value is not None and self.algo not in takers:
+                raise ValueError(
+                    f"{flag}: --algo {self.algo} has no such setting (it is one of "
+                    f"{', '.join(takers)})"
+                )
         if self.env in ram_env.GAMES and self.val_fraction != 0.1:
             raise ValueError(
                 f"--val-fraction: {self.env} validates on its last 1,000 training games "
@@ -405,11 +432,11 @@ def resolve_devices(args: Args) -> tuple[str, str]:
 def algorithm_kwargs(algo: str, args: Args) -> dict[str, Any]:
     """Constructor keyword arguments of algorithm ``algo`` for the run ``args`` (``parse_args``).
 
-    ``learning_rate`` if given; DQN: a replay buffer of ``min(100k, max(timesteps, 1k))`` and
-    ``learning_starts = min(1000, timesteps // 10)``; on-policy: ``n_steps`` (``--n-steps``, or
-    ``DEFAULT_N_STEPS``) and for PPO/RecurrentPPO ``batch_size`` (``--batch-size``, or a quarter
-    of the rollout ``n_steps * n_envs``, at least ``min(64, rollout)``; ``n_envs`` defaults
-    to 16).
+    ``learning_rate`` if given; DQN: a replay buffer of ``min(100k, max(timesteps, 1k))``,
+    ``learning_starts = min(1000, timesteps // 10)`` and ``batch_size`` if given; on-policy:
+    ``n_steps`` (``--n-steps``, or ``DEFAULT_N_STEPS``) and for PPO/RecurrentPPO
+    ``batch_size`` (``--batch-size``, or a quarter of the rollout ``n_steps * n_envs``, at
+    least ``min(64, rollout)``; ``n_envs`` defaults to 16).
     """
     kwargs: dict[str, Any] = {}
     if args.learning_rate is not None:
@@ -417,6 +444,8 @@ def algorithm_kwargs(algo: str, args: Args) -> dict[str, Any]:
     if algo == "dqn":
         kwargs["buffer_size"] = min(100_000, max(args.timesteps, 1_000))
         kwargs["learning_starts"] = min(1_000, args.timesteps // 10)
+        if args.batch_size is not None:
+            kwargs["batch_size"] = args.batch_size
         return kwargs
     n_steps = args.n_steps or DEFAULT_N_STEPS[algo]
     kwargs["n_steps"] = n_steps
@@ -482,6 +511,12 @@ def train(args: Args) -> float:
     else:
         run_name = args.run_name or f"{env_id}-{algo}-s{settings['seed']}"
         run_dir = pathlib.Path(args.save_dir or DEFAULT_SAVE_DIR) / run_name
+        taken = [name for name in RUN_FILES if (run_dir / name).exists()]
+        if taken:
+            raise SettingsError(
+                f"{run_dir} holds another run ({', '.join(taken)}): continue it with --resume "
+                f"{run_dir / 'last.zip'}, or give another --run-name / --save-dir"
+            )
     run_dir.mkdir(parents=True, exist_ok=True)
     log_dir = args.log_dir or None
 

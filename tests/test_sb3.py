@@ -369,6 +369,39 @@ def test_cli_rejects_bad_arguments():
             train_sb3.parse_args(bad)
 
 
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--learning-rate", "inf"], "--learning-rate"),
+        (["--learning-rate", "nan"], "--learning-rate"),
+        (["--learning-rate", "-1e-3"], "--learning-rate"),
+        (["--algo", "dqn", "--n-steps", "8"], "--n-steps"),  # DQN has no rollout
+        (["--algo", "a2c", "--batch-size", "7"], "--batch-size"),  # A2C has no minibatch
+    ],
+)
+def test_flags_that_cannot_apply_are_refused_by_name(flags, named, capsys):
+    with pytest.raises(SystemExit):
+        train_sb3.parse_args(flags)
+    assert named in capsys.readouterr().err
+
+
+def test_dqn_takes_batch_size():
+    args = train_sb3.parse_args(["--algo", "dqn", "--batch-size", "7"])
+    assert train_sb3.algorithm_kwargs("dqn", args)["batch_size"] == 7
+
+
+def test_a_new_run_never_overwrites_another_runs_files(tmp_path, capsys):
+    tiny = ["--timesteps", "64", "--n-envs", "4", "--n-steps", "16", "--eval-freq", "0",
+            "--val-size", "16", "--eval-envs", "16", "--threads", "1", "--device", "cpu",
+            "--log-dir", "", "--save-dir", str(tmp_path), "--run-name", "r"]  # fmt: skip
+    assert train_sb3.main(["--algo", "ppo", *tiny]) == 0
+    before = {path.name: path.read_bytes() for path in (tmp_path / "r").iterdir()}
+    assert set(before) == {"best.zip", "last.zip", "run.json"}
+    assert train_sb3.main(["--algo", "a2c", *tiny]) == 2
+    assert "holds another run (best.zip, last.zip, run.json)" in capsys.readouterr().err
+    assert before == {path.name: path.read_bytes() for path in (tmp_path / "r").iterdir()}
+
+
 def test_bad_grid_and_reset_indices_are_errors_not_rounded():
     for grid in (4.5, 0, True, "4"):
         with pytest.raises(ValueError, match="grid must be an integer"):

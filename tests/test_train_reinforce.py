@@ -175,6 +175,14 @@ def test_unsafe_or_foreign_files_are_refused(tmp_path):
         (["--std", "0"], "--std"),
         (["--plot-every", "-1"], "--plot-every"),
         (["--init-from", ""], "--init-from"),
+        (["--lr", "inf"], "--lr"),
+        (["--lr", "nan"], "--lr"),
+        (["--std", "inf"], "--std"),
+        (["--reinforce-weight", "inf"], "--reinforce-weight"),
+        (["--reinforce-weight", "-1"], "--reinforce-weight"),
+        (["--entropy-weight", "nan"], "--entropy-weight"),
+        (["--checkpoint", "runs/other/best.pt"], "--checkpoint"),  # only --test scores another
+        (["--lr-patience", "5"], "--lr-patience"),  # the cosine schedule never reads it
     ],
 )
 def test_bad_flags_are_refused_by_name(flags, named, capsys):

@@ -99,6 +99,12 @@ OFFICIAL_DIGESTS: dict[str, dict[str, str]] = {
         "test_labels": "3d0e6c6ea990b53b6f8f500a41cac93881d981b315f84578b7d915342ade01e9",
     },
 }
+#: ``_digest`` of each dataset's official arrays: what its cache holds when built from the
+#: official files (so a cache of one dataset named as another is refused).
+OFFICIAL_CACHE_DIGESTS: dict[str, str] = {
+    "mnist": "9454ccd4c02c14ab935b655273993e932030ce9d3b03bcc4a853be0b756a90a3",
+    "fashion-mnist": "3d50de4504f6de29e69ce879c310f755743be71e8feceba73f1f0e80543114cc",
+}
 DEFAULT_ROOT = "~/.cache/ram_env"
 
 IMAGE_SHAPE = (28, 28)
@@ -115,6 +121,7 @@ Arrays = dict[str, np.ndarray]
 
 _ARRAY_KEYS = ("train_images", "train_labels", "test_images", "test_labels")
 _DIGEST_KEY = "sha256"
+_NAME_KEY = "dataset"
 
 _IDX_FILES = {
     "train_images": "train-images-idx3-ubyte",
@@ -245,7 +252,7 @@ def _load_tensors(name: str, root: pathlib.Path) -> dict[str, torch.Tensor]:
                 f"to fetch it; making an env reads local files only.\n{error}"
             ) from None
     if arrays is None:
-        arrays = _read_cache(cache)
+        arrays = _read_cache(cache, name)
     tensors = {key: torch.from_numpy(np.ascontiguousarray(arrays[key])) for key in _ARRAY_KEYS}
     for split in SPLITS:
         tensors[f"{split}_labels"] = tensors[f"{split}_labels"].long()
@@ -257,11 +264,11 @@ def _fetch(name: str, root: pathlib.Path, *, download: bool) -> tuple[pathlib.Pa
     check_choice("dataset name", name, DATASET_NAMES)
     cache = _cache_path(name, root)
     if cache.exists():
-        _read_cache(cache)
+        _read_cache(cache, name)
         return cache, "existing cache"
     arrays, route = _build(name, root, download=download)
     try:
-        _write_cache(cache, arrays)
+        _write_cache(cache, arrays, name)
     except OSError as error:
         raise DataRootNotWritableError(
             f"found {name} ({route}) but cannot write its cache {cache}: the data root {root} "
@@ -304,20 +311,22 @@ def _digest(arrays: Arrays) -> str:
     return digest.hexdigest()
 
 
-def _write_cache(path: pathlib.Path, arrays: Arrays) -> None:
-    """Validate ``arrays`` and write them with their digest to ``path`` (``atomic_write``)."""
+def _write_cache(path: pathlib.Path, arrays: Arrays, name: str) -> None:
+    """Validate ``arrays`` and write them with their digest and dataset ``name`` to ``path``
+    (``atomic_write``)."""
     _validate_arrays(arrays, f"data for {path}")
     path.parent.mkdir(parents=True, exist_ok=True)
-    digest = {_DIGEST_KEY: np.array(_digest(arrays))}
-    atomic_write(path, lambda file: np.savez(file, **arrays, **digest))
+    extra = {_DIGEST_KEY: np.array(_digest(arrays)), _NAME_KEY: np.array(name)}
+    atomic_write(path, lambda file: np.savez(file, **arrays, **extra))
 
 
-def _read_cache(path: pathlib.Path) -> Arrays:
-    """Load and verify a cache file (keys, dtypes, shapes, label range, digest).
+def _read_cache(path: pathlib.Path, name: str) -> Arrays:
+    """Load and verify the cache file of dataset ``name`` (keys, dtypes, shapes, label range,
+    digest, and that it holds ``name``: ``_check_cache_dataset``).
 
     Raises CorruptDataError naming the file and the problem.
     """
-    hint = f"delete {path} and run fetch again (python -m ram_env.datasets fetch ...)"
+    hint = f"delete {path} and run fetch again (python -m ram_env.datasets fetch {name})"
     try:
         with np.load(path, allow_pickle=False) as npz:
             stored = {key: npz[key] for key in npz.files}
@@ -331,9 +340,33 @@ def _read_cache(path: pathlib.Path) -> Arrays:
         _validate_arrays(arrays, f"cache {path}")
     except CorruptDataError as error:
         raise CorruptDataError(f"{error}; {hint}") from error
-    if _digest(arrays) != str(stored[_DIGEST_KEY]):
+    digest = _digest(arrays)
+    if digest != str(stored[_DIGEST_KEY]):
         raise CorruptDataError(f"cache {path}: sha256 digest does not match the data; {hint}")
+    recorded = str(stored[_NAME_KEY]) if _NAME_KEY in stored else None
+    _check_cache_dataset(path, name, digest, recorded, hint)
     return arrays
+
+
+def _check_cache_dataset(
+    path: pathlib.Path, name: str, digest: str, recorded: str | None, hint: str
+) -> None:
+    """``CorruptDataError`` unless the cache of ``name`` holds ``name``: its official data, or
+    a variant the cache records as ``name``'s (built with ``fetch --allow-unofficial``). Another
+    dataset's official data is refused even then; a variant that records no name (a cache
+    from before names were recorded) only with ``$RAM_ENV_ALLOW_UNOFFICIAL=1``."""
+    if digest == OFFICIAL_CACHE_DIGESTS[name]:
+        return
+    other = [dataset for dataset, known in OFFICIAL_CACHE_DIGESTS.items() if known == digest]
+    if other:
+        raise CorruptDataError(f"cache {path} holds the official {other[0]} data, not {name}")
+    if recorded is not None and recorded != name:
+        raise CorruptDataError(f"cache {path} was built for {recorded!r}, not {name!r}; {hint}")
+    if recorded is None and os.environ.get(ALLOW_UNOFFICIAL_VAR) != "1":
+        raise CorruptDataError(
+            f"cache {path} is not the official {name} data and does not record which dataset "
+            f"it holds; {hint} (for your own variant: fetch {name} --allow-unofficial)"
+        )
 
 
 # --- route 1: IDX files -----------------------------------------------------------------------
@@ -725,7 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         start = time.perf_counter()
         try:
             path, route = _fetch(name, root, download=not args.no_download)
-            arrays = _read_cache(path)
+            arrays = _read_cache(path, name)
         except (DatasetNotFoundError, CorruptDataError, DataRootNotWritableError) as error:
             print(f"{name}: FAILED: {error}", file=sys.stderr)
             status = 1

@@ -536,3 +536,31 @@ def test_an_unwritable_data_root_is_named_and_the_data_still_loads(
         _, labels = load_split("mnist", "train", root=root)
     np.testing.assert_array_equal(labels.numpy(), small["train_labels"])
     assert not (root / "mnist.npz").exists()
+
+
+def test_a_cache_of_another_dataset_is_refused_by_name(root, small, monkeypatch, capsys) -> None:
+    """A cache copied or renamed as another dataset's (Fashion-MNIST's as ``mnist.npz``) is
+    refused, even with the opt-in to variants; a variant cache serves the name it was built
+    for; a variant cache that records no name (an older cache) needs the opt-in."""
+    write_idx_dataset(root / "fashion-mnist", small)
+    fashion = fetch("fashion-mnist", root=root, download=False)
+    official = datasets._digest(small)  # as if these were the official Fashion-MNIST files
+    monkeypatch.setitem(datasets.OFFICIAL_CACHE_DIGESTS, "fashion-mnist", official)
+    (root / "mnist.npz").write_bytes(fashion.read_bytes())
+    with pytest.raises(CorruptDataError, match="holds the official fashion-mnist data, not mnist"):
+        load_split("mnist", "train", root=root)
+    assert datasets.main(["fetch", "mnist", "--root", str(root), "--no-download"]) == 1
+    assert "not mnist" in capsys.readouterr().err
+
+    monkeypatch.setitem(datasets.OFFICIAL_CACHE_DIGESTS, "fashion-mnist", "0" * 64)  # a variant
+    with pytest.raises(CorruptDataError, match="built for 'fashion-mnist', not 'mnist'"):
+        load_split("mnist", "train", root=root)
+    assert_loads("fashion-mnist", root, small)
+
+    with np.load(fashion) as npz:  # an older cache: the same arrays and digest, no name
+        unnamed = {key: npz[key] for key in npz.files if key != "dataset"}
+    np.savez(root / "mnist.npz", **unnamed)
+    assert_loads("mnist", root, small)  # the session's opt-in to variants (conftest)
+    monkeypatch.delenv(datasets.ALLOW_UNOFFICIAL_VAR)
+    with pytest.raises(CorruptDataError, match="does not record which dataset"):
+        datasets._read_cache(root / "mnist.npz", "mnist")

@@ -34,6 +34,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvIndices, VecEnvS
 
 from ram_env import GAMES
 from ram_env.atomic import atomic_write
+from ram_env.canvas import episode_key, hash_uniform
 from ram_env.catch import MOVES, VALIDATION_GAMES
 from ram_env.core import NUM_CLASSES, check_int
 from ram_env.datasets import holdout_split
@@ -342,9 +343,11 @@ def evaluate_sb3_episodes(
     Images go in batches of ``n_envs``, each sub-env reset on its image with
     ``reset(options={"indices": ...})`` (via ``set_options``); only that first episode of each
     sub-env counts. Canvases are fixed (``fixed_canvases=True`` unless ``env_kwargs`` says
-    otherwise); the env is seeded with ``seed``, so with the same ``n_envs`` the start
-    fixations (random unless ``start="center"``) repeat too and so does the score of a
-    deterministic policy. Recurrent policies get their LSTM state and ``episode_start`` as
+    otherwise) and the env is seeded with ``seed``, so the start fixations (random unless
+    ``start="center"``) are a function of the image and ``seed``; with
+    ``deterministic=False`` the actions are sampled with noise keyed by the image and
+    ``seed`` too (``sample_actions``): either score is one number for a given seed, whatever
+    ``n_envs``. Recurrent policies get their LSTM state and ``episode_start`` as
     sb3-contrib requires. ``indices=None``: the whole split. The grid comes from the model's
     action space. ``vec_wrapper`` wraps the adapter as the model was trained (e.g.
     ``lambda vec: VecFrameStack(vec, 4)``).
@@ -375,10 +378,14 @@ def evaluate_sb3_episodes(
         state = None
         episode_start = np.ones(n_envs, dtype=bool)
         pending = np.arange(n_envs) < count
-        for _ in range(vec.n_glimpses):
-            action, state = model.predict(
-                obs, state=state, episode_start=episode_start, deterministic=deterministic
-            )
+        keys = episode_key(batch, torch.zeros_like(batch), seed)  # the noise of each image
+        for step in range(vec.n_glimpses):
+            if deterministic:
+                action, state = model.predict(
+                    obs, state=state, episode_start=episode_start, deterministic=True
+                )
+            else:
+                action, state = sample_actions(model, obs, state, episode_start, keys, step)
             obs, _, dones, infos = vec.step(action)
             for i in np.flatnonzero(dones & pending):
                 if infos[i]["index"] != padded[i]:  # pragma: no cover - a broken contract
@@ -392,6 +399,60 @@ def evaluate_sb3_episodes(
             raise RuntimeError("episodes did not end within n_glimpses steps")
     vec.close()
     return correct
+
+
+#: First noise stream of ``sample_actions`` (streams ``[base + step * A, base + (step + 1) * A)``).
+SAMPLE_STREAM = 5000
+
+
+def sample_actions(
+    model: BaseAlgorithm,
+    obs: Any,
+    state: tuple[np.ndarray, ...] | None,
+    episode_start: np.ndarray,
+    keys: torch.Tensor,
+    step: int,
+) -> tuple[np.ndarray, tuple[np.ndarray, ...] | None]:
+    """Actions sampled from ``model``'s policy as ``model.predict(deterministic=False)`` does,
+    but with the noise of sub-env ``b`` a pure function of ``(keys[b], step)`` (int64 keys,
+    ``ram_env.canvas.episode_key``) instead of the global RNG in batch order: a sampled score
+    does not depend on the number of envs or the order of the images (as RAM's does not).
+
+    Actor-critic policies (A2C, PPO, RecurrentPPO, whose ``state`` is the LSTM's and is
+    returned as ``predict`` returns it): a Gumbel-max draw from the ``Discrete`` action
+    distribution. DQN: epsilon-greedy per sub-env with ``model.exploration_rate``.
+
+    Returns ``(actions int64 [n_envs], state)``. Raises ``ValueError`` for other action spaces.
+    """
+    policy = model.policy
+    if not isinstance(model.action_space, gym.spaces.Discrete):
+        raise ValueError(f"sampled evaluation needs Discrete actions, got {model.action_space}")
+    count = int(model.action_space.n)
+    streams = SAMPLE_STREAM + step * (count + 1) + torch.arange(count + 1)
+    uniform = (hash_uniform(keys.cpu()[:, None], streams, 1 << 24) + 0.5) / (1 << 24)
+    policy.set_training_mode(False)
+    obs_tensor, _ = policy.obs_to_tensor(obs)
+    with torch.no_grad():
+        if isinstance(model, DQN):
+            greedy = policy.q_net(obs_tensor).argmax(dim=1).cpu()
+            explore = uniform[:, count] < model.exploration_rate
+            return torch.where(explore, (uniform[:, 0] * count).long(), greedy).numpy(), None
+        if hasattr(policy, "lstm_hidden_state_shape"):  # sb3-contrib's recurrent policies
+            if state is None:
+                zeros = np.zeros((*policy.lstm_hidden_state_shape[:1], len(keys),
+                                  *policy.lstm_hidden_state_shape[2:]))  # fmt: skip
+                state = (zeros, zeros)
+            lstm = tuple(
+                torch.as_tensor(s, dtype=torch.float32, device=policy.device) for s in state
+            )
+            starts = torch.as_tensor(episode_start, dtype=torch.float32, device=policy.device)
+            distribution, lstm = policy.get_distribution(obs_tensor, lstm, starts)
+            state = (lstm[0].cpu().numpy(), lstm[1].cpu().numpy())
+        else:
+            distribution = policy.get_distribution(obs_tensor)
+        logits = distribution.distribution.logits.cpu()
+    gumbel = -torch.log(-torch.log(uniform[:, :count].double()))
+    return (logits.double() + gumbel).argmax(dim=1).numpy(), state
 
 
 def evaluate_sb3(

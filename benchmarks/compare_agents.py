@@ -19,7 +19,8 @@ sees the very same first glimpses). Evaluation time is outside the budget.
   SB3's ``VecFrameStack``: a memory that is not an LSTM), ``a2c``, ``dqn``: SB3 on the batched
   Discrete adapter (``agents.sb3.make_sb3_vec_env``) with the hyperparameters of
   ``SB3_HYPERPARAMS`` (the sweep's winners, docs/sb3_sweep.md); pure reward (1 for a right
-  answer). Env steps = ``model.num_timesteps``. Scored with deterministic and sampled actions.
+  answer). Env steps = ``model.num_timesteps``. Scored with deterministic and sampled actions
+  (``agents.sb3.sample_actions``: noise keyed by image and seed, as RAM's).
 * ``random``: the chance level, uniform random fixations and labels (or moves), never trained
   (a flat curve).
 

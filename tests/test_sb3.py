@@ -21,6 +21,7 @@ from agents.sb3 import (
     evaluate_sb3_episodes,
     grid_of,
     make_sb3_vec_env,
+    sample_actions,
     save_model,
 )
 from ram_env.atomic import atomic_write
@@ -254,6 +255,32 @@ def test_evaluation_plays_every_test_image_once(n_envs):
     correct = evaluate_sb3_episodes(AlwaysAnswer(3), ENV_ID, {}, "test", indices, n_envs, "cpu")
     np.testing.assert_array_equal(correct, labels[indices] == 3)
     assert evaluate_sb3(AlwaysAnswer(None), ENV_ID, {}, "test", None, n_envs) == 0.0
+
+
+@pytest.mark.parametrize("algo", ["ppo", "recurrent-ppo", "dqn"])
+def test_a_sampled_score_does_not_depend_on_the_number_of_envs(algo):
+    """Sampled actions are keyed by image and seed (``sample_actions``), not drawn from the
+    global RNG in batch order: one score per seed for 8, 13 or 40 envs, and the draws vary."""
+    cls, policy = algorithm_class(algo)
+    kwargs = {"buffer_size": 100} if algo == "dqn" else {"n_steps": 16, "batch_size": 32}
+    model = cls(policy, make_sb3_vec_env(ENV_ID, 2, G), seed=0, device="cpu", **kwargs)
+    if algo == "dqn":
+        model.exploration_rate = 0.5
+    scores = set()
+    for n_envs in (8, 13, 40):
+        torch.manual_seed(n_envs)  # the global RNG must not matter
+        np.random.seed(n_envs)  # noqa: NPY002  (the legacy RNG that DQN.predict draws from)
+        correct = evaluate_sb3_episodes(model, ENV_ID, {}, "test", range(40), n_envs,
+                                        deterministic=False, seed=3)  # fmt: skip
+        scores.add(tuple(correct.tolist()))
+    assert len(scores) == 1
+    obs = make_sb3_vec_env(ENV_ID, 40, G, seed=0).reset()
+    keys = torch.arange(40)
+    first, _ = sample_actions(model, obs, None, np.ones(40, dtype=bool), keys, 0)
+    again, _ = sample_actions(model, obs, None, np.ones(40, dtype=bool), keys, 0)
+    later, _ = sample_actions(model, obs, None, np.ones(40, dtype=bool), keys, 1)
+    assert first.shape == (40,) and np.array_equal(first, again)
+    assert len(set(first.tolist())) > 3 and not np.array_equal(first, later)
 
 
 def test_evaluation_of_a_recurrent_model_is_deterministic():

@@ -30,7 +30,13 @@ import torch
 from gymnasium import spaces
 
 from ram_env.canvas import episode_key, fixed_key, hash_unit
-from ram_env.core import EpisodeBatch, check_int, config_from_kwargs, resolve_device
+from ram_env.core import (
+    EpisodeBatch,
+    check_flag,
+    check_int,
+    config_from_kwargs,
+    resolve_device,
+)
 from ram_env.datasets import check_choice
 from ram_env.env import OneEpisode, check_render_mode
 from ram_env.sensor import glimpse_from_integral, integral_image
@@ -99,8 +105,7 @@ class CatchConfig:
             raise ValueError(f"max_drift must be a number in [0, 2], got {drift!r}")
         if not 0 <= drift <= 2:
             raise ValueError(f"max_drift must be a number in [0, 2], got {drift!r}")
-        if self.fixed_games not in (None, True, False):
-            raise ValueError(f"fixed_games must be True, False or None, got {self.fixed_games!r}")
+        check_flag("fixed_games", self.fixed_games, allow_none=True)
         side = self.patch_size * self.scale_factor ** (self.n_scales - 1)
         if side > 2 * self.screen_size:
             raise ValueError(
@@ -196,8 +201,7 @@ class CatchCore(EpisodeBatch):
         config, device = self.config, self.device
         rows = None if mask is None else mask.nonzero().squeeze(1)
         count = self.num_episodes if rows is None else rows.numel()
-        samples = torch.as_tensor(samples, device=device)
-        self._check_samples(samples, count, check)
+        samples = self._samples(samples, count, check)
         if indices is None:
             indices = self._draw_indices(count)
         else:

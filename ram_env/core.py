@@ -29,6 +29,7 @@ __all__ = [
     "EpisodeBatch",
     "GlimpseConfig",
     "GlimpseCore",
+    "check_flag",
     "check_int",
     "resolve_device",
 ]
@@ -81,10 +82,7 @@ class GlimpseConfig:
         sides = [size] if _is_int(size) else list(size) if isinstance(size, (tuple, list)) else []
         if len(sides) != (1 if _is_int(size) else 2) or not all(_is_int(side) for side in sides):
             raise ValueError(f"canvas_size must be an int or (height, width) ints, got {size!r}")
-        if self.fixed_canvases not in (None, True, False):
-            raise ValueError(
-                f"fixed_canvases must be True, False or None, got {self.fixed_canvases!r}"
-            )
+        check_flag("fixed_canvases", self.fixed_canvases, allow_none=True)
         height, width = self.canvas_shape
         if height < 28 or width < 28:
             raise ValueError(
@@ -169,6 +167,15 @@ def check_int(name: str, value: object, low: int | None = None, high: int | None
         bounds = "" if low is None else f" >= {low}" if high is None else f" in [{low}, {high}]"
         raise ValueError(f"{name} must be an integer{bounds}, got {value!r}")
     return int(value)
+
+
+def check_flag(name: str, value: object, allow_none: bool = False) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is a bool (``numpy.bool_`` too), or
+    ``None`` where allowed: ``1`` or ``0.0`` are not flags (``1 in (True, False)`` is true in
+    Python, so a membership test would let them through)."""
+    if not (isinstance(value, (bool, np.bool_)) or (allow_none and value is None)):
+        allowed = "True, False or None" if allow_none else "True or False"
+        raise ValueError(f"{name} must be {allowed}, got {value!r}")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
@@ -277,6 +284,15 @@ class EpisodeBatch:
         picks = torch.randint(pool.numel(), (count,), generator=generator, device=device)
         return pool[picks]
 
+    def _samples(self, samples: object, count: int, check_range: bool) -> torch.Tensor:
+        """The ``samples`` reset option as a tensor on the device, checked (``ValueError``)."""
+        try:
+            samples = torch.as_tensor(samples, device=self.device)
+        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
+            raise ValueError(f"samples must be integers >= 0, got {error}") from None
+        self._check_samples(samples, count, check_range)
+        return samples
+
     @staticmethod
     def _check_samples(samples: torch.Tensor, count: int, check_range: bool) -> None:
         if samples.ndim not in (0, 1) or (samples.ndim == 1 and samples.shape != (count,)):
@@ -372,11 +388,7 @@ class GlimpseCore(EpisodeBatch):
         """
         rows = None if mask is None else mask.nonzero().squeeze(1)
         count = self.num_episodes if rows is None else rows.numel()
-        try:
-            samples = torch.as_tensor(samples, device=self.device)
-        except (TypeError, ValueError, RuntimeError, OverflowError) as error:
-            raise ValueError(f"samples must be integers >= 0, got {error}") from None
-        self._check_samples(samples, count, check)
+        samples = self._samples(samples, count, check)
         if indices is None:
             indices = self._draw_indices(count)
         else:

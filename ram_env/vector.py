@@ -10,7 +10,7 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore, resolve_device
+from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore, check_int, resolve_device
 from ram_env.env import check_render_mode, glimpse_spaces
 
 __all__ = ["GlimpseVectorEnv", "index_sweep"]
@@ -87,9 +87,7 @@ class GlimpseVectorEnv(VectorEnv):
                 f"episodes last exactly n_glimpses={self.config.n_glimpses} steps; "
                 f"max_episode_steps={max_episode_steps} would cut them short"
             )
-        if not isinstance(num_envs, int) or isinstance(num_envs, bool) or num_envs < 1:
-            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
-        self.num_envs = num_envs
+        self.num_envs = check_int("num_envs", num_envs, low=1)
         self.device = resolve_device(device)
         self.core = self._make_core(num_envs)
         self._needs_reset = True
@@ -354,11 +352,13 @@ def _as_tensor(value: Any, name: str, device: torch.device) -> torch.Tensor:
 
 
 def check_location_action(location: torch.Tensor, n: int) -> None:
-    """``ValueError`` unless ``actions['location']`` is finite float ``[n, 2]`` (naming the
-    sub-envs where it is not finite); the one check of every native vector env's fixations."""
-    if location.shape != (n, 2) or not location.dtype.is_floating_point:
+    """``ValueError`` unless ``actions['location']`` is a finite real ``[n, 2]`` tensor, float or
+    integer as the single env takes (not bool or complex), naming the sub-envs where it is not
+    finite; the one check of every native vector env's fixations."""
+    dtype = location.dtype
+    if location.shape != (n, 2) or dtype.is_complex or dtype == torch.bool:
         raise ValueError(
-            f"actions['location'] must be a float tensor of shape ({n}, 2), "
+            f"actions['location'] must be a real (float or integer) tensor of shape ({n}, 2), "
             f"got dtype {location.dtype} shape {tuple(location.shape)}"
         )
     _raise_for_rows(~torch.isfinite(location).all(dim=1), "actions['location'] is not finite")

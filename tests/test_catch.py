@@ -150,6 +150,11 @@ def test_bad_settings_and_unknown_keywords():
         env.reset(seed=0)
         env.step({"location": [0.0, 0.0], "move": 5})
     assert isinstance(vector(2).unwrapped, CatchVectorEnv)
+    for flag in (1, 0.0, "yes"):
+        with pytest.raises(ValueError, match="fixed_games must be True, False or None"):
+            gym.make("GlimpseCatch-v0", fixed_games=flag)
+    with pytest.raises(ValueError, match="samples must be integers"):
+        vector(2).reset(seed=0, options={"samples": "a"})
 
 
 def test_the_discrete_adapters_play_catch_with_fixation_and_move_in_one_action():

@@ -151,6 +151,8 @@ def test_step_after_the_end_and_before_reset_raise():
         ({"canvas_size": (60.7, 60)}, "canvas_size must be an int"),
         ({"canvas_size": 60.0}, "canvas_size must be an int"),
         ({"fixed_canvases": "false"}, "fixed_canvases must be"),
+        ({"fixed_canvases": 1}, "fixed_canvases must be"),  # 1 in (True, False) is true
+        ({"fixed_canvases": 0.0}, "fixed_canvases must be"),
         ({"start": "left"}, "start must be one of"),
         ({"n_glimpse": 3}, "unexpected keyword argument .n_glimpse."),
     ],
@@ -293,3 +295,7 @@ def test_seeds_and_indices_out_of_range_are_range_errors():
             gym.make_vec(
                 "GlimpseMNIST-v0", num_envs=num_envs, vectorization_mode="vector_entry_point"
             )
+    numpy_count = gym.make_vec(
+        "GlimpseMNIST-v0", num_envs=np.int64(2), vectorization_mode="vector_entry_point"
+    )
+    assert numpy_count.num_envs == 2 and type(numpy_count.num_envs) is int

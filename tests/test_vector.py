@@ -156,6 +156,10 @@ def test_seeding_is_reproducible():
         ({"location": torch.zeros(4, 3), "label": torch.zeros(4, dtype=torch.long)}, r"\(4, 2\)"),
         ({"location": torch.zeros(4, 2), "label": torch.zeros(4)}, "integer tensor"),
         (
+            {"location": torch.zeros(4, 2, dtype=torch.bool), "label": torch.zeros(4).long()},
+            "real",
+        ),
+        (
             {
                 "location": torch.tensor([[0, 0], [float("nan"), 0], [0, 0], [0, 0]]),
                 "label": torch.zeros(4, dtype=torch.long),
@@ -357,3 +361,13 @@ def test_stepping_to_the_current_fixations_tensor_keeps_the_glimpse_without_a_re
         torch.testing.assert_close(same[0][key], copied[0][key], rtol=0, atol=0)
     for got, want in zip(same[1:4], copied[1:4], strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_integer_locations_are_taken_as_the_single_env_takes_them():
+    envs, single = make_vec(num_envs=1), gym.make("GlimpseMNIST-v0").unwrapped
+    envs.reset(seed=0, options={"indices": torch.tensor([4])})
+    single.reset(seed=0, options={"index": 4})
+    obs, *_ = envs.step({"location": torch.tensor([[1, -1]]), "label": torch.tensor([0])})
+    single_obs, *_ = single.step({"location": np.array([1, -1]), "label": 0})
+    assert obs["location"].dtype == torch.float32 and obs["location"].tolist() == [[1.0, -1.0]]
+    np.testing.assert_array_equal(single_obs["glimpse"], obs["glimpse"][0].numpy())

@@ -177,6 +177,14 @@ class Args:
             raise ValueError(
                 "--env-kwargs may not set 'split' (training uses train, --test uses test)"
             )
+        if self.env_kwargs:  # (agents.sb3 imports SB3: only when there is something to check)
+            from agents.sb3 import ADAPTER_SETTINGS
+
+            reserved = sorted(set(self.env_kwargs) & set(ADAPTER_SETTINGS))
+            if reserved:
+                raise ValueError(
+                    f"--env-kwargs may not set {reserved[0]!r}: {ADAPTER_SETTINGS[reserved[0]]}"
+                )
         if self.resume and self.test:
             raise ValueError("give --resume or --test, not both")
         if self.learning_rate is not None and not (

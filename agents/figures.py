@@ -182,8 +182,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("episodes", "columns"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
+    if not 0 <= args.seed < 2**63:  # the largest seed a torch.Generator takes
+        parser.error(f"--seed must be in [0, 2**63), got {args.seed}")
     try:
         args.device = str(resolve_device(args.device))
     except (ValueError, RuntimeError) as error:

@@ -289,6 +289,17 @@ def validation_split(
     return holdout_split(num_images, fraction)
 
 
+#: The vector env settings the SB3 adapter makes itself (``make_sb3_vec_env``), and how to
+#: choose them: ``env_kwargs`` may not set them.
+ADAPTER_SETTINGS = {
+    "device": "the device argument (train_sb3.py --env-device)",
+    "autoreset_mode": "always SAME_STEP, which SB3's VecEnv API needs",
+    "validate_actions": "off: the adapter builds only valid actions",
+    "num_envs": "the n_envs argument (train_sb3.py --n-envs)",
+    "vectorization_mode": "always the native vector env",
+}
+
+
 def make_sb3_vec_env(
     env_id: str = "GlimpseMNIST-v0",
     n_envs: int = 16,
@@ -307,6 +318,14 @@ def make_sb3_vec_env(
     ``round(holdout * N)`` images of the split are never drawn (a validation part, see
     ``holdout_split``); it cannot be combined with ``index_pool``.
     """
+    reserved = sorted(set(env_kwargs) & set(ADAPTER_SETTINGS))
+    if reserved:
+        raise ValueError(
+            f"env kwargs may not set {', '.join(map(repr, reserved))}: the SB3 adapter sets "
+            f"{'them' if len(reserved) > 1 else 'it'} ("
+            + "; ".join(f"{key}: {ADAPTER_SETTINGS[key]}" for key in reserved)
+            + ")"
+        )
     venv = make_discrete_vec(
         env_id,
         n_envs,

@@ -276,6 +276,9 @@ def test_command_with_a_checkpoint(tmp_path):
         figures.main(["--checkpoint", str(path), "--env", "GlimpseClutteredMNIST-v0", "--out", "x"])
     with pytest.raises(SystemExit):
         figures.main(["--out", str(prefix)])  # neither --env nor --checkpoint
+    for seed in (str(2**64), "-1"):  # refused by name, not a torch overflow traceback
+        with pytest.raises(SystemExit):
+            figures.main(["--env", "GlimpseMNIST-v0", "--seed", seed, "--out", str(prefix)])
 
 
 def test_out_naming_the_gif_writes_that_gif(tmp_path):

@@ -404,12 +404,19 @@ def test_cli_rejects_bad_arguments():
         (["--learning-rate", "-1e-3"], "--learning-rate"),
         (["--algo", "dqn", "--n-steps", "8"], "--n-steps"),  # DQN has no rollout
         (["--algo", "a2c", "--batch-size", "7"], "--batch-size"),  # A2C has no minibatch
+        (["--env-kwargs", '{"device": "cpu"}'], "--env-device"),  # the adapter's own settings
+        (["--env-kwargs", '{"autoreset_mode": "NextStep"}'], "autoreset_mode"),
     ],
 )
 def test_flags_that_cannot_apply_are_refused_by_name(flags, named, capsys):
     with pytest.raises(SystemExit):
         train_sb3.parse_args(flags)
     assert named in capsys.readouterr().err
+
+
+def test_the_adapters_own_settings_are_refused_in_env_kwargs():
+    with pytest.raises(ValueError, match="may not set 'autoreset_mode', 'num_envs'"):
+        make_sb3_vec_env(ENV_ID, 2, G, num_envs=3, autoreset_mode="NextStep")
 
 
 def test_dqn_takes_batch_size():

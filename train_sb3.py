@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Annotated, Any, Literal
 
+import numpy as np
 import torch
 import tyro
 
@@ -127,7 +128,8 @@ class Args:
     env_device: str | None = None
     """env device (default: the model's)"""
     seed: int = 0
-    """seed of the run; with --resume another value reseeds the resumed run"""
+    """seed of the run; a resumed run is reseeded from it and the steps done (another value
+    reseeds it differently)"""
     threads: int | None = None
     """torch CPU threads (default: torch's)"""
     log_dir: str = "runs/sb3"
@@ -480,6 +482,13 @@ def _check_resumed_hyperparameters(model: Any, algo: str, args: Args) -> None:
         )
 
 
+def resume_seed(seed: int, timesteps: int) -> int:
+    """The seed of a run resumed at ``timesteps`` (a 32-bit int from both): a function of the
+    run's seed and where it stopped, so resuming is reproducible and no stream repeats the
+    start's."""
+    return int(np.random.SeedSequence([seed, timesteps]).generate_state(1)[0])
+
+
 def _best_of_old_run(
     run_dir: pathlib.Path, cls: Any, model_device: str, evaluate: Any, trusted: bool
 ) -> float | None:
@@ -552,8 +561,9 @@ def train(args: Args) -> float:
             tensorboard_log=log_dir,
         )
         _check_resumed_hyperparameters(model, algo, args)
-        if args.seed != settings["seed"]:  # another seed given: reseed the resumed run
-            model.set_random_seed(args.seed)
+        # SB3's zips keep no RNG state: reseed every stream (torch, numpy, the action space,
+        # the env) from the seed and the steps done, so the same resume trains the same way.
+        model.set_random_seed(resume_seed(args.seed, model.num_timesteps))
         recorded = settings.get("best_val_accuracy")
         if recorded is None:
             recorded = _best_of_old_run(run_dir, cls, model_device, validate, args.trust_model)

@@ -668,3 +668,38 @@ def test_sb3_render_and_video_recorder(tmp_path):
     assert [p.suffix for p in tmp_path.iterdir()] == [".mp4"]
     with pytest.raises(ValueError, match="render_mode"):
         make_sb3_vec_env(ENV_ID, 2, 4, seed=0).get_images()
+
+
+def test_the_same_resume_trains_the_same_way(tmp_path, monkeypatch):
+    """SB3 zips keep no RNG state (and SB3's load reseeds a model with the run's seed, which
+    would replay the start's random streams): a resumed run is reseeded from its seed and the
+    steps done (``train_sb3.resume_seed``), so two resumes of one checkpoint give the same
+    model."""
+    from stable_baselines3.common.base_class import BaseAlgorithm
+
+    seeds = []
+    reseed = BaseAlgorithm.set_random_seed
+    monkeypatch.setattr(
+        BaseAlgorithm,
+        "set_random_seed",
+        lambda self, seed=None: (seeds.append(seed), reseed(self, seed)),
+    )
+    common = ["--algo", "ppo", "--n-envs", "4", "--n-steps", "16", "--threads", "1",
+              "--device", "cpu", "--log-dir", "", "--eval-freq", "0", "--val-size", "8",
+              "--eval-envs", "8"]  # fmt: skip
+    assert train_sb3.main([*common, "--timesteps", "64", "--save-dir", str(tmp_path / "a")]) == 0
+    first = tmp_path / "a" / f"{ENV_ID}-ppo-s0"
+    second = tmp_path / "b"
+    second.mkdir()
+    for name in ("last.zip", "run.json"):
+        (second / name).write_bytes((first / name).read_bytes())
+    weights = []
+    for run in (first, second):
+        assert (
+            train_sb3.main([*common, "--timesteps", "128", "--resume", str(run / "last.zip")]) == 0
+        )
+        cls, _ = algorithm_class("ppo")
+        weights.append(cls.load(run / "last.zip", device="cpu").policy.state_dict())
+    for key, value in weights[0].items():
+        torch.testing.assert_close(value, weights[1][key], rtol=0, atol=0)
+    assert seeds.count(train_sb3.resume_seed(0, 64)) == 2 and train_sb3.resume_seed(0, 64) != 0

@@ -10,7 +10,14 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from ram_env.core import NUM_CLASSES, GlimpseConfig, GlimpseCore, check_int, resolve_device
+from ram_env.core import (
+    NUM_CLASSES,
+    GlimpseConfig,
+    GlimpseCore,
+    check_flag,
+    check_int,
+    resolve_device,
+)
 from ram_env.env import check_render_mode, glimpse_spaces
 
 __all__ = ["GlimpseVectorEnv", "index_sweep"]
@@ -92,7 +99,8 @@ class GlimpseVectorEnv(VectorEnv):
         self.core = self._make_core(num_envs)
         self._needs_reset = True
         self.render_mode = render_mode
-        self.validate_actions = validate_actions
+        check_flag("validate_actions", validate_actions)
+        self.validate_actions = bool(validate_actions)
         self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
         self.single_observation_space, self.single_action_space = self._spaces()
         self.observation_space = batch_space(self.single_observation_space, num_envs)

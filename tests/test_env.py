@@ -299,3 +299,8 @@ def test_seeds_and_indices_out_of_range_are_range_errors():
         "GlimpseMNIST-v0", num_envs=np.int64(2), vectorization_mode="vector_entry_point"
     )
     assert numpy_count.num_envs == 2 and type(numpy_count.num_envs) is int
+    with pytest.raises(ValueError, match="validate_actions must be True or False"):
+        gym.make_vec(
+            "GlimpseMNIST-v0", num_envs=2, vectorization_mode="vector_entry_point",
+            validate_actions="no",  # a non-empty string is truthy: it would have checked
+        )  # fmt: skip

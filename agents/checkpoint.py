@@ -90,6 +90,9 @@ def load_checkpoint(
         raise CheckpointError(
             f"{path} is not a ram-env checkpoint (it needs the keys {list(REQUIRED_KEYS)})"
         )
+    problems = _layout_problems(payload)
+    if problems:
+        raise CheckpointError(f"{path} is not a ram-env checkpoint ({'; '.join(problems)})")
     if "digest" not in payload:
         warnings.warn(
             f"{path} carries no digest (written by an older ram-env): its contents cannot be "
@@ -102,6 +105,27 @@ def load_checkpoint(
             "it was written (use another checkpoint, e.g. last.pt or best.pt)"
         )
     return payload
+
+
+def _layout_problems(payload: dict[str, Any]) -> list[str]:
+    """What makes ``payload`` unlike a ram-env checkpoint (another project's file with the
+    common ``model``/``config``/``epoch`` keys): ``model`` a state dict of tensors, ``config``
+    the run's settings with its ``env`` and ``model`` (``RAMConfig``), ``epoch`` an int."""
+    model, config, epoch = payload["model"], payload["config"], payload["epoch"]
+    problems = []
+    if not isinstance(model, dict) or not all(
+        isinstance(value, torch.Tensor) for value in model.values()
+    ):
+        problems.append("'model' is not a state dict of tensors")
+    if not (
+        isinstance(config, dict)
+        and isinstance(config.get("env"), str)
+        and isinstance(config.get("model"), dict)
+    ):
+        problems.append("'config' lacks the run's settings ('env' and the network's 'model')")
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 0:
+        problems.append(f"'epoch' is not a count of epochs: {epoch!r}")
+    return problems
 
 
 def _reason(error: Exception) -> str:

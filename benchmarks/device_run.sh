@@ -45,6 +45,16 @@ OUT=${OUT:-runs/device}
 LIMIT_S=${LIMIT_S:-540}
 TASKS=${TASKS:-"GlimpseMNIST-v0 GlimpseTranslatedMNIST-v0 GlimpseClutteredMNIST-v0 GlimpseClutteredMNIST100-v0 GlimpseFashionMNIST-v0"}
 start=$(date +%s)
+# $OUT receives this call's results and its runs/ is removed once packed: never an OUT that
+# holds an earlier call's results or anything else of that name (nothing is overwritten).
+if [ "$mode" != prepare ]; then
+  for name in runs runs.tgz last.tgz train.log bench_env.txt bench_train.txt; do
+    if [ -e "$OUT/$name" ]; then
+      echo "OUT=$OUT already holds $name (an earlier call's results?): give an empty or new OUT" >&2
+      exit 2
+    fi
+  done
+fi
 
 if [ "$mode" = prepare ]; then
   mkdir -p .device/data .device/whl

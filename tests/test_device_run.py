@@ -37,6 +37,13 @@ def test_device_script_runs_every_stage_on_the_cpu_then_warm_starts_and_resumes_
         assert archive.getnames() == ["runs/GlimpseMNIST-v0/last.pt"]
         archive.extractall(tmp_path / "back", filter="data")
 
+    # An $OUT that holds results (or a runs/ folder of the user's) is refused, untouched.
+    (out / "runs" / "mine").mkdir(parents=True)
+    before = sorted(path.name for path in out.rglob("*"))
+    done = device_run("cpu-smoke", env)
+    assert done.returncode == 2 and "already holds runs" in done.stderr
+    assert sorted(path.name for path in out.rglob("*")) == before
+
     # The second call, warm: new runs from the weights that came back, under the same (emptied)
     # $OUT path, with their own learning rate.
     shutil.rmtree(out)

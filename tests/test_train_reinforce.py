@@ -12,6 +12,10 @@ from agents.checkpoint import CheckpointError, load_agent, load_checkpoint, save
 TIMING = {"seconds", "images_per_second", "elapsed_seconds"}
 
 
+#: The least a checkpoint's config holds (``agents.checkpoint._layout_problems``).
+MINIMAL_CONFIG = {"env": "GlimpseMNIST-v0", "model": {}}
+
+
 def run(folder, *extra):
     argv = [
         "--train-subset", "96", "--batch-size", "32", "--eval-batch-size", "40", "--M", "2",
@@ -139,14 +143,14 @@ def test_refuses_to_overwrite_resume_a_mismatch_or_load_a_corrupt_file(tmp_path,
 
 def test_atomic_save_keeps_the_last_good_checkpoint_when_writing_fails(tmp_path, monkeypatch):
     path = tmp_path / "last.pt"
-    save_checkpoint({"model": {}, "config": {}, "epoch": 1}, path)
+    save_checkpoint({"model": {}, "config": MINIMAL_CONFIG, "epoch": 1}, path)
 
     def crash(*args, **kwargs):
         raise OSError("disk full")
 
     monkeypatch.setattr(torch, "save", crash)
     with pytest.raises(OSError, match="disk full"):
-        save_checkpoint({"model": {}, "config": {}, "epoch": 2}, path)
+        save_checkpoint({"model": {}, "config": MINIMAL_CONFIG, "epoch": 2}, path)
     assert load_checkpoint(path)["epoch"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]  # no temporary file left
 
@@ -156,12 +160,22 @@ class Unpicklable:
 
 
 def test_unsafe_or_foreign_files_are_refused(tmp_path):
-    torch.save({"model": Unpicklable(), "config": {}, "epoch": 1}, tmp_path / "unsafe.pt")
+    torch.save(
+        {"model": Unpicklable(), "config": MINIMAL_CONFIG, "epoch": 1}, tmp_path / "unsafe.pt"
+    )
     with pytest.raises(CheckpointError, match="cannot read"):
         load_checkpoint(tmp_path / "unsafe.pt")
     torch.save({"weights": torch.zeros(1)}, tmp_path / "foreign.pt")
     with pytest.raises(CheckpointError, match="not a ram-env checkpoint"):
         load_checkpoint(tmp_path / "foreign.pt")
+    # another project's file in the common layout, without a digest (which only warns)
+    torch.save({"model": {"fc.weight": torch.zeros(2, 3)}, "config": {"lr": 0.1}, "epoch": 3},
+               tmp_path / "layout.pt")  # fmt: skip
+    with pytest.raises(CheckpointError, match="lacks the run's settings"):
+        load_checkpoint(tmp_path / "layout.pt")
+    torch.save({"model": [1], "config": None, "epoch": -1}, tmp_path / "odd.pt")
+    with pytest.raises(CheckpointError, match=r"state dict.*settings.*count of epochs"):
+        load_checkpoint(tmp_path / "odd.pt")
 
 
 @pytest.mark.parametrize(
@@ -222,7 +236,7 @@ def test_task_recipes_set_defaults_and_a_given_flag_wins():
 def test_flipped_bytes_in_a_weight_are_refused(tmp_path):
     path = tmp_path / "ckpt.pt"
     weight = torch.arange(64, dtype=torch.float32).view(8, 8) / 7
-    save_checkpoint({"model": {"w": weight}, "config": {}, "epoch": 1}, path)
+    save_checkpoint({"model": {"w": weight}, "config": MINIMAL_CONFIG, "epoch": 1}, path)
     assert torch.equal(load_checkpoint(path)["model"]["w"], weight)
     data = bytearray(path.read_bytes())
     at = bytes(data).index(weight.numpy().tobytes()) + 100
@@ -234,7 +248,9 @@ def test_flipped_bytes_in_a_weight_are_refused(tmp_path):
 
 def test_a_checkpoint_with_code_is_refused_without_advice_to_load_it_unsafely(tmp_path):
     path = tmp_path / "evil.pt"
-    torch.save({"model": {}, "config": {}, "epoch": 1, "x": pathlib.Path("x")}, path)  # a class
+    torch.save(
+        {"model": {}, "config": MINIMAL_CONFIG, "epoch": 1, "x": pathlib.Path("x")}, path
+    )  # a class
     with pytest.raises(CheckpointError) as error:
         load_checkpoint(path)
     assert "never code" in str(error.value) and "weights_only" not in str(error.value)

@@ -99,6 +99,11 @@ RETINA = ("n_glimpses", "patch_size", "n_scales", "scale_factor")
 #: The mode flags: how this invocation runs, never a setting of the run.
 MODE_FLAGS = ("resume", "test", "checkpoint")
 
+
+class SettingsError(ValueError):
+    """Settings that cannot make this run, found once its data is known (before its folder)."""
+
+
 EnvId = Literal[tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))]  # type: ignore[valid-type]
 #: A game's epoch: this many random training games (its 2**31 games are never all played).
 GAMES_PER_EPOCH = 25_600
@@ -467,6 +472,25 @@ def split_train_validation(
     return train, valid
 
 
+def check_training_images(count: int, num_images: int, config: dict) -> None:
+    """``SettingsError`` unless the ``count`` training images left (of the split's
+    ``num_images``, after ``--valid-size``) hold ``--train-subset`` and one optimizer step's
+    global batch (``--batch-size`` x ``--accumulate`` x processes)."""
+    subset, held_out = (
+        config["train_subset"],
+        f"{num_images} less --valid-size {config['valid_size']}",
+    )
+    if subset is not None and count < subset:
+        raise SettingsError(f"--train-subset {subset}: only {count} training images ({held_out})")
+    batch = config["batch_size"] * shard_count(config)
+    if count < batch:
+        raise SettingsError(
+            f"{count} training images ({held_out}) make no global batch of {batch} "
+            f"(--batch-size {config['batch_size']} x --accumulate {config['accumulate']} x "
+            f"{config['world_size']} processes)"
+        )
+
+
 def write_metrics(history: list[dict], folder: pathlib.Path) -> None:
     """``metrics.json`` and ``metrics.csv``: one record per epoch, each replaced atomically."""
     table = io.StringIO()
@@ -747,8 +771,6 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
         initial, origin = initial_weights(config, pathlib.Path(config["init_from"]))
     group.barrier()  # every process has looked at the folder before rank 0 writes in it
     main = group.is_main
-    if main:
-        ckpt_dir.mkdir(parents=True, exist_ok=True)
     torch.manual_seed(config["seed"])
     episodes = config["batch_size"] * config["samples_per_image"]
     train_env = make_env(config, "train", episodes, device)
@@ -760,7 +782,11 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
     train_env.reset(seed=config["seed"])
     if valid_env is not None:
         valid_env.reset(seed=config["seed"] + 1)
-    train_images, valid_images = split_train_validation(train_env.unwrapped.num_images, config)
+    num_images = train_env.unwrapped.num_images
+    train_images, valid_images = split_train_validation(num_images, config)
+    check_training_images(len(train_images), num_images, config)  # before the run folder
+    if main:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
     valid_images = valid_images.to(device)
     model = build_model(config, device)
     maybe_compile(model, config["compile"], device, episodes)
@@ -1011,7 +1037,7 @@ def main(argv: list[str] | None = None) -> int:
         if group.is_main:
             print(f"\ninterrupted: continue with --resume (checkpoints in {config['ckpt_dir']})")
         return 130
-    except (CheckpointError, DistributedError) as error:
+    except (CheckpointError, DistributedError, SettingsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     finally:

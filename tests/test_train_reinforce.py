@@ -347,6 +347,20 @@ def test_a_subset_smaller_than_a_batch_is_refused_before_training(capsys):
     assert "makes no batch" in capsys.readouterr().err
 
 
+def test_too_few_training_images_for_the_run_are_refused_before_its_folder(tmp_path, capsys):
+    """The synthetic training split has 512 images: --valid-size 0.95 leaves 26, fewer than a
+    batch of 32; --train-subset 600 asks for more than the 461 left after --valid-size 0.1."""
+    assert run(tmp_path / "a", "--valid-size", "0.95", "--train-subset", "None") == 2
+    assert "26 training images (512 less --valid-size 0.95) make no global batch of 32" in (
+        capsys.readouterr().err
+    )
+    assert run(tmp_path / "b", "--train-subset", "600") == 2
+    assert "--train-subset 600: only 461 training images" in capsys.readouterr().err
+    assert run(tmp_path / "c", "--valid-size", "0.95") == 2  # the subset of 96 is not there
+    assert "--train-subset 96: only 26 training images" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
+
+
 def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
     first, second = tmp_path / "first", tmp_path / "second"
     assert run(first, "--epochs", "1") == 0

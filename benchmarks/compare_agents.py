@@ -138,6 +138,8 @@ class Args:
             raise ValueError("give at least one agent and one seed")
         if len(set(self.seeds)) != len(self.seeds) or len(set(self.agents)) != len(self.agents):
             raise ValueError(f"repeated agents or seeds: {self.agents} {self.seeds}")
+        for seed in self.seeds:  # the seeds every agent takes (SB3's are 32-bit)
+            check_int("--seeds", seed, low=0, high=2**32 - 1)
 
     @property
     def amount(self) -> float:
@@ -448,6 +450,31 @@ def write_curve(path: pathlib.Path, rows: list[dict[str, float]]) -> None:
     atomic_write(path, lambda file: file.write(table.getvalue().encode()))
 
 
+class CellSettingsError(RuntimeError):
+    """A cell's folder holds a cell started with other settings."""
+
+
+def finished_cells(args: Args, folder: pathlib.Path) -> list[tuple[str, int, list[dict]]]:
+    """``(agent, seed, curve)`` of every finished cell in ``folder`` with this call's settings
+    (``cell_settings``, no overrides), e.g. the agents of an earlier call on the same budget:
+    the summary covers them all, not only this call's."""
+    cells = []
+    for settings_path in sorted(folder.glob("*_s*.json")):
+        try:
+            settings = json.loads(settings_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        agent, seed = settings.get("agent"), settings.get("seed")
+        if agent not in AGENTS or not isinstance(seed, int) or settings.get("overrides"):
+            continue
+        if settings != {**args.cell_settings(), "agent": agent, "seed": seed, "overrides": None}:
+            continue
+        curve = read_curve(folder / f"{agent}_s{seed}.csv")
+        if len(curve) >= args.points:
+            cells.append((agent, seed, curve[: args.points]))
+    return cells
+
+
 def run_cell(
     args: Args, agent: str, seed: int, folder: pathlib.Path, overrides: dict | None = None,
     name: str | None = None,
@@ -463,7 +490,7 @@ def run_cell(
     settings = {**args.cell_settings(), "agent": agent, "seed": seed, "overrides": overrides}
     settings_path = folder / f"{name}.json"
     if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
-        raise RuntimeError(
+        raise CellSettingsError(
             f"{settings_path} was started with other settings; use another --out or remove it"
         )
     curve = read_curve(curve_path)
@@ -596,16 +623,23 @@ def main(argv: list[str] | None = None) -> int:
         flush=True,
     )
     curves: dict[str, dict[int, list[dict[str, float]]]] = {}
-    for agent in args.agents:
-        for seed in args.seeds:
-            print(f"{agent}, seed {seed}:", flush=True)
-            curves.setdefault(agent, {})[seed] = run_cell(args, agent, seed, folder)
+    try:
+        for agent in args.agents:
+            for seed in args.seeds:
+                print(f"{agent}, seed {seed}:", flush=True)
+                curves.setdefault(agent, {})[seed] = run_cell(args, agent, seed, folder)
+    except CellSettingsError as error:
+        print(f"compare_agents.py: error: {error}", file=sys.stderr)
+        return 2
+    for agent, seed, curve in finished_cells(args, folder):  # earlier calls' agents and seeds
+        curves.setdefault(agent, {}).setdefault(seed, curve)
     rows = summarise(curves)
     table = markdown_table(rows)
     print(table)
+    seeds = sorted({seed for runs in curves.values() for seed in runs})
     (folder / "table.md").write_text(
         f"{args.env}, {budget} per cell, final point, mean (min-max) over seeds "
-        f"{list(args.seeds)}; {args.eval_images} fixed test images.\n\n{table}\n"
+        f"{seeds}; {args.eval_images} fixed test images.\n\n{table}\n"
     )
     with (folder / "summary.csv").open("w", newline="") as file:
         writer = csv.DictWriter(file, fieldnames=list(rows[0]))

@@ -56,7 +56,7 @@ def test_curves_summary_and_figure_for_several_agents_and_seeds(tmp_path, capsys
     assert (folder / "curves.png").stat().st_size > 0
 
 
-def test_an_interrupted_cell_continues_from_its_last_point_exactly(tmp_path, monkeypatch):
+def test_an_interrupted_cell_continues_from_its_last_point_exactly(tmp_path, monkeypatch, capsys):
     compare = load("compare_agents")
     straight = tmp_path / "straight"
     assert compare.main([*TINY, "--agents", "ram", "--seeds", "0", "--out", str(straight)]) == 0
@@ -87,9 +87,9 @@ def test_an_interrupted_cell_continues_from_its_last_point_exactly(tmp_path, mon
     # A finished cell is reused: nothing is trained again.
     monkeypatch.setattr(compare, "make_learner", lambda *a, **k: pytest.fail("retrained"))
     assert compare.main(argv) == 0
-    # Other settings for the same cell are refused, not mixed in.
-    with pytest.raises(RuntimeError, match="other settings"):
-        compare.main([*argv, "--eval-images", "16"])
+    # Other settings for the same cell are refused by name, not mixed in.
+    assert compare.main([*argv, "--eval-images", "16"]) == 2
+    assert "was started with other settings" in capsys.readouterr().err
 
 
 def test_bad_settings_are_refused(capsys):
@@ -97,6 +97,24 @@ def test_bad_settings_are_refused(capsys):
     assert compare.main(["--points", "0"]) == 2
     assert "--points" in capsys.readouterr().err
     assert compare.main(["--seeds", "0", "0"]) == 2
+    for seed in ("-1", str(2**32)):  # every agent's seed (SB3's are 32-bit)
+        assert compare.main(["--seeds", seed]) == 2
+        assert "--seeds must be an integer in [0, 4294967295]" in capsys.readouterr().err
+
+
+def test_the_summary_covers_the_agents_of_earlier_calls(tmp_path, capsys):
+    """Agents run one call each (one per core) share the summary of their folder; a cell with
+    other settings in the folder is left out."""
+    compare = load("compare_agents")
+    argv = [*TINY, "--out", str(tmp_path)]
+    assert compare.main([*argv, "--agents", "random", "--seeds", "0"]) == 0
+    points = argv.index("--points") + 1
+    other = [*argv[:points], "1", *argv[points + 1 :]]
+    assert compare.main([*other, "--agents", "random", "--seeds", "1"]) == 0  # other settings
+    assert compare.main([*argv, "--agents", "ram", "--seeds", "0"]) == 0
+    folder = tmp_path / "GlimpseMNIST" / "steps"
+    assert [row["agent"] for row in rows(folder / "summary.csv")] == ["ram", "random"]
+    assert "| random | 1 |" in (folder / "table.md").read_text()
 
 
 def test_the_sweep_writes_its_table(tmp_path):

@@ -14,6 +14,7 @@ plays the episodes: a RAM agent through ``agents.reinforce.rollout`` with its me
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -22,6 +23,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+import ram_env
 from agents.checkpoint import CheckpointError, load_agent
 from agents.game import game_rollout
 from agents.ram import RAM
@@ -171,6 +173,12 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The envs this CLI draws (``ram_env``'s ids, with or without the ``ram_env:`` prefix).
+ENV_IDS = tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))
+#: The most episodes one set of pictures holds (a grid of frames per GIF step).
+MAX_EPISODES = 100
+
+
 def _bare_id(env_id: str) -> str:
     return env_id.split(":", 1)[-1]
 
@@ -182,6 +190,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for name in ("episodes", "columns"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1")
+    if args.episodes > MAX_EPISODES:
+        parser.error(f"--episodes {args.episodes}: at most {MAX_EPISODES} fit in one picture")
+    if args.env is not None and _bare_id(args.env) not in ENV_IDS:
+        parser.error(f"--env {args.env!r} is not a glimpse env; known: {', '.join(ENV_IDS)}")
+    if args.out.endswith(("/", os.sep)) or os.path.isdir(args.out):
+        parser.error(
+            f"--out {args.out!r} is a folder; give a file prefix in it, e.g. "
+            f"{os.path.join(args.out, 'episodes')}"
+        )
     if not 0 <= args.seed < 2**63:  # the largest seed a torch.Generator takes
         parser.error(f"--seed must be in [0, 2**63), got {args.seed}")
     try:

@@ -279,6 +279,16 @@ def test_command_with_a_checkpoint(tmp_path):
     for seed in (str(2**64), "-1"):  # refused by name, not a torch overflow traceback
         with pytest.raises(SystemExit):
             figures.main(["--env", "GlimpseMNIST-v0", "--seed", seed, "--out", str(prefix)])
+    for bad in (
+        ["--env", "GlimpseMNST-v0"],  # a typo: not gymnasium's NameNotFound traceback
+        ["--env", "CartPole-v1"],
+        ["--env", "GlimpseMNIST-v0", "--episodes", str(10**8)],  # not a huge allocation
+    ):
+        with pytest.raises(SystemExit):
+            figures.main([*bad, "--out", str(prefix)])
+    with pytest.raises(SystemExit):  # a folder, not a prefix: no hidden ".gif" inside it
+        figures.main(["--env", "GlimpseMNIST-v0", "--out", str(tmp_path) + "/"])
+    assert not (tmp_path / ".gif").exists()
 
 
 def test_out_naming_the_gif_writes_that_gif(tmp_path):

@@ -54,9 +54,9 @@ from agents.figures import episode_figures
 from agents.game import evaluate_game, train_games
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import Shards, compile_step, correct_answers, evaluate, train_epoch
-from ram_env.catch import MOVES, VALIDATION_GAMES, CatchConfig
+from ram_env.catch import MOVES, NUM_TEST_GAMES, NUM_TRAIN_GAMES, VALIDATION_GAMES, CatchConfig
 from ram_env.core import NUM_CLASSES, GlimpseConfig, check_int
-from ram_env.datasets import PIXEL_STATS, holdout_split
+from ram_env.datasets import PIXEL_STATS, holdout_split, load_split
 from ram_env.render import save_figures
 from ram_env.vector import GlimpseVectorEnv
 
@@ -456,6 +456,14 @@ def make_env(
     )
 
 
+def split_size(config: dict, split: str) -> int:
+    """Images (or games) in ``split`` of the run's task: what one evaluation pass plays."""
+    if is_game(config["env"]):
+        return NUM_TEST_GAMES if split == "test" else NUM_TRAIN_GAMES
+    dataset = config["env_kwargs"].get("dataset", ram_env.TASKS[config["env"]]["dataset"])
+    return len(load_split(dataset, split, config["env_kwargs"].get("data_root"))[1])
+
+
 def split_train_validation(
     num_images: int, config: dict
 ) -> tuple[torch.Tensor | range, torch.Tensor]:
@@ -674,7 +682,8 @@ def test(args: Args, config: dict, device: torch.device, group: Group = SINGLE) 
     saved = test_settings(args, payload["config"], path)
     if is_game(saved["env"]):
         return test_game(args, saved, model, payload, path, device)
-    env = make_env(saved, "test", args.eval_batch_size * args.M, device)
+    batch = min(args.eval_batch_size, split_size(saved, "test"))  # no more than the images
+    env = make_env(saved, "test", batch * args.M, device)
     indices = torch.arange(env.unwrapped.num_images, device=device)
     mine = group.shard(indices)
     settings = {"M=1": (1, False), f"M={args.M}": (args.M, False), "mean policy": (1, True)}
@@ -730,7 +739,7 @@ def test_game(
 ) -> dict[str, float]:
     """A game's test: the catch rate (%) over the 1,000 fixed test games, with the mean policy
     and with sampled fixations and moves (noise keyed by game and ``--seed``); one process."""
-    env = make_env(saved, "test", args.eval_batch_size, device)
+    env = make_env(saved, "test", min(args.eval_batch_size, split_size(saved, "test")), device)
     games = torch.arange(env.unwrapped.num_images, device=device)
     rates = {
         label: round(100.0 * evaluate_game(model, env, games, saved["std"], args.seed, mean), 3)
@@ -774,17 +783,16 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
     torch.manual_seed(config["seed"])
     episodes = config["batch_size"] * config["samples_per_image"]
     train_env = make_env(config, "train", episodes, device)
-    valid_env = (
-        make_env(config, "train", config["eval_batch_size"], device, fixed_canvases=True)
-        if main  # rank 0 alone validates
-        else None
-    )
     train_env.reset(seed=config["seed"])
-    if valid_env is not None:
-        valid_env.reset(seed=config["seed"] + 1)
     num_images = train_env.unwrapped.num_images
     train_images, valid_images = split_train_validation(num_images, config)
     check_training_images(len(train_images), num_images, config)  # before the run folder
+    valid_batch = min(config["eval_batch_size"], len(valid_images))  # no more than the images
+    valid_env = (  # rank 0 alone validates
+        make_env(config, "train", valid_batch, device, fixed_canvases=True) if main else None
+    )
+    if valid_env is not None:
+        valid_env.reset(seed=config["seed"] + 1)
     if main:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
     valid_images = valid_images.to(device)

@@ -126,6 +126,26 @@ def test_cli_test_applies_or_refuses_every_flag(tmp_path, capsys):
         assert capsys.readouterr().out.splitlines()[-1] == plain.splitlines()[-1]  # mean policy
 
 
+def test_an_evaluation_never_makes_more_envs_than_its_images(tmp_path, capsys, monkeypatch):
+    """--eval-batch-size beyond the images (128 synthetic test images; 51 validation images)
+    makes no more episodes at once than there are images (not a huge allocation), with the
+    same scores."""
+    assert run(tmp_path, "--epochs", "1") == 0
+    assert run(tmp_path, "--test") == 0
+    plain = capsys.readouterr().out.splitlines()[-3:]
+    sizes = []
+    make_env = train_reinforce.make_env
+    monkeypatch.setattr(train_reinforce, "make_env",
+                        lambda config, split, num_envs, *args, **kwargs: (
+                            sizes.append((split, num_envs)),
+                            make_env(config, split, num_envs, *args, **kwargs))[1])  # fmt: skip
+    assert run(tmp_path, "--test", "--eval-batch-size", str(10**7)) == 0
+    assert capsys.readouterr().out.splitlines()[-3:] == plain
+    assert sizes == [("test", 128 * 2)]  # the images x --M
+    assert run(tmp_path / "again", "--epochs", "1", "--eval-batch-size", str(10**7)) == 0
+    assert ("train", 51) in sizes  # validation: the 51 held-out images (--valid-size 0.1)
+
+
 def test_no_test_overwrites_another_tests_result(tmp_path):
     assert run(tmp_path, "--epochs", "1") == 0
     own = (tmp_path / "test.json").read_text()

@@ -281,12 +281,6 @@ class Args:
                 f"--lr-patience {self.lr_patience}: a setting of --lr-schedule plateau, "
                 "which this run does not use (cosine)"
             )
-        batch = self.batch_size * self.accumulate
-        if self.train_subset is not None and self.train_subset < batch:
-            raise ValueError(
-                f"--train-subset {self.train_subset} makes no batch of {batch} images "
-                "(--batch-size x --accumulate)"
-            )
         if self.init_from is not None and not self.init_from.strip():
             raise ValueError("--init-from must name a checkpoint file, e.g. runs/NAME/best.pt")
         if not 0 < self.valid_size < 1:
@@ -482,20 +476,24 @@ def split_train_validation(
 
 def check_training_images(count: int, num_images: int, config: dict) -> None:
     """``SettingsError`` unless the ``count`` training images left (of the split's
-    ``num_images``, after ``--valid-size``) hold ``--train-subset`` and one optimizer step's
-    global batch (``--batch-size`` x ``--accumulate`` x processes)."""
-    subset, held_out = (
-        config["train_subset"],
-        f"{num_images} less --valid-size {config['valid_size']}",
-    )
+    ``num_images``, after ``--valid-size`` and ``--train-subset``) hold ``--train-subset`` and
+    one optimizer step's global batch (``--batch-size`` x ``--accumulate`` x processes),
+    naming the flag that leaves too few: the one check of the training images' count."""
+    subset = config["train_subset"]
+    held_out = f"{num_images} less --valid-size {config['valid_size']}"
     if subset is not None and count < subset:
         raise SettingsError(f"--train-subset {subset}: only {count} training images ({held_out})")
     batch = config["batch_size"] * shard_count(config)
     if count < batch:
+        source = (
+            f"--train-subset {subset}"
+            if count == subset
+            else f"the {count} training images ({held_out})"
+        )
         raise SettingsError(
-            f"{count} training images ({held_out}) make no global batch of {batch} "
-            f"(--batch-size {config['batch_size']} x --accumulate {config['accumulate']} x "
-            f"{config['world_size']} processes)"
+            f"no global batch of {batch} images (--batch-size {config['batch_size']} x "
+            f"--accumulate {config['accumulate']} x {config['world_size']} processes) fits in "
+            f"{source}"
         )
 
 

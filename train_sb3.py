@@ -63,8 +63,9 @@ AlgoName = Literal["a2c", "dqn", "ppo", "recurrent-ppo"]
 EnvId = Literal[tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))]  # type: ignore[valid-type]
 
 
-#: Files of a run folder that a new run (without ``--resume``) must never overwrite.
-RUN_FILES = ("best.zip", "last.zip", "run.json")
+#: A run folder's models, which a new run (without ``--resume``) must never overwrite. (A
+#: ``run.json`` alone is a run stopped before its first checkpoint: a new run may start there.)
+RUN_FILES = ("best.zip", "last.zip")
 
 
 class SettingsError(ValueError):
@@ -180,13 +181,12 @@ class Args:
                 "--env-kwargs may not set 'split' (training uses train, --test uses test)"
             )
         if self.env_kwargs:  # (agents.sb3 imports SB3: only when there is something to check)
-            from agents.sb3 import ADAPTER_SETTINGS
+            from agents.sb3 import check_env_kwargs
 
-            reserved = sorted(set(self.env_kwargs) & set(ADAPTER_SETTINGS))
-            if reserved:
-                raise ValueError(
-                    f"--env-kwargs may not set {reserved[0]!r}: {ADAPTER_SETTINGS[reserved[0]]}"
-                )
+            try:
+                check_env_kwargs(self.env_kwargs)
+            except ValueError as error:
+                raise ValueError(f"--env-kwargs: {error}") from None
         if self.resume and self.test:
             raise ValueError("give --resume or --test, not both")
         if self.learning_rate is not None and not (
@@ -530,9 +530,14 @@ def train(args: Args) -> float:
         run_dir = pathlib.Path(args.save_dir or DEFAULT_SAVE_DIR) / run_name
         taken = [name for name in RUN_FILES if (run_dir / name).exists()]
         if taken:
+            resume = (
+                f"continue it with --resume {run_dir / 'last.zip'}, or "
+                if "last.zip" in taken
+                else ""
+            )
             raise SettingsError(
-                f"{run_dir} holds another run ({', '.join(taken)}): continue it with --resume "
-                f"{run_dir / 'last.zip'}, or give another --run-name / --save-dir"
+                f"{run_dir} holds another run ({', '.join(taken)}): {resume}give another "
+                "--run-name / --save-dir"
             )
     run_dir.mkdir(parents=True, exist_ok=True)
     log_dir = args.log_dir or None

@@ -199,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"--out {args.out!r} is a folder; give a file prefix in it, e.g. "
             f"{os.path.join(args.out, 'episodes')}"
         )
-    if not 0 <= args.seed < 2**63:  # the largest seed a torch.Generator takes
+    if not 0 <= args.seed < 2**63:  # the range of train_reinforce.py --seed
         parser.error(f"--seed must be in [0, 2**63), got {args.seed}")
     try:
         args.device = str(resolve_device(args.device))

@@ -289,15 +289,33 @@ def validation_split(
     return holdout_split(num_images, fraction)
 
 
-#: The vector env settings the SB3 adapter makes itself (``make_sb3_vec_env``), and how to
-#: choose them: ``env_kwargs`` may not set them.
+#: What the SB3 adapter sets itself (``make_sb3_vec_env``'s arguments and the vector env
+#: settings it makes), and how to choose each: env kwargs may not set them.
 ADAPTER_SETTINGS = {
     "device": "the device argument (train_sb3.py --env-device)",
     "autoreset_mode": "always SAME_STEP, which SB3's VecEnv API needs",
     "validate_actions": "off: the adapter builds only valid actions",
     "num_envs": "the n_envs argument (train_sb3.py --n-envs)",
+    "n_envs": "the n_envs argument (train_sb3.py --n-envs)",
     "vectorization_mode": "always the native vector env",
+    "env_id": "the env_id argument (train_sb3.py --env)",
+    "grid": "the grid argument (train_sb3.py --grid)",
+    "seed": "the seed argument (train_sb3.py --seed)",
+    "holdout": "the holdout argument (train_sb3.py --val-fraction)",
+    "index_pool": "the index_pool argument (training draws from the split less validation)",
 }
+
+
+def check_env_kwargs(env_kwargs: dict[str, Any]) -> None:
+    """``ValueError`` naming every key of ``env_kwargs`` that the SB3 adapter sets itself
+    (``ADAPTER_SETTINGS``) and how to set it instead; the one check of ``make_sb3_vec_env``
+    and ``train_sb3.py --env-kwargs``."""
+    reserved = [key for key in ADAPTER_SETTINGS if key in env_kwargs]
+    if reserved:
+        raise ValueError(
+            "env kwargs may not set what the SB3 adapter sets: "
+            + "; ".join(f"{key!r} ({ADAPTER_SETTINGS[key]})" for key in reserved)
+        )
 
 
 def make_sb3_vec_env(
@@ -316,16 +334,10 @@ def make_sb3_vec_env(
     ``render_mode``, ...). The adapter builds only valid actions, so the vector env skips its
     action checks. ``seed`` seeds the first ``reset()``. ``holdout`` in ``[0, 1)``: the last
     ``round(holdout * N)`` images of the split are never drawn (a validation part, see
-    ``holdout_split``); it cannot be combined with ``index_pool``.
+    ``holdout_split``); it cannot be combined with ``index_pool``. ``env_kwargs`` may not set
+    what the adapter sets (``check_env_kwargs``).
     """
-    reserved = sorted(set(env_kwargs) & set(ADAPTER_SETTINGS))
-    if reserved:
-        raise ValueError(
-            f"env kwargs may not set {', '.join(map(repr, reserved))}: the SB3 adapter sets "
-            f"{'them' if len(reserved) > 1 else 'it'} ("
-            + "; ".join(f"{key}: {ADAPTER_SETTINGS[key]}" for key in reserved)
-            + ")"
-        )
+    check_env_kwargs(env_kwargs)
     venv = make_discrete_vec(
         env_id,
         n_envs,
@@ -439,7 +451,9 @@ def sample_actions(
 
     Actor-critic policies (A2C, PPO, RecurrentPPO, whose ``state`` is the LSTM's and is
     returned as ``predict`` returns it): a Gumbel-max draw from the ``Discrete`` action
-    distribution. DQN: epsilon-greedy per sub-env with ``model.exploration_rate``.
+    distribution, the same distribution ``predict`` samples. DQN: epsilon-greedy with
+    ``model.exploration_rate`` per sub-env (``DQN.predict`` makes one draw for the whole
+    batch; each action has the same distribution either way).
 
     Returns ``(actions int64 [n_envs], state)``. Raises ``ValueError`` for other action spaces.
     """

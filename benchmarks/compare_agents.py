@@ -450,6 +450,20 @@ def write_curve(path: pathlib.Path, rows: list[dict[str, float]]) -> None:
     atomic_write(path, lambda file: file.write(table.getvalue().encode()))
 
 
+#: How an SB3 agent's sampled actions are drawn (``agents.sb3.sample_actions``), recorded in
+#: its cells: cells scored before the noise was keyed drew it from the global RNG.
+SB3_SAMPLING = "noise keyed by image and seed"
+
+
+def cell_settings(args: Args, agent: str, seed: int, overrides: dict | None) -> dict[str, Any]:
+    """What one cell's numbers depend on: ``Args.cell_settings``, the agent, seed, overrides
+    and, for an SB3 agent, how its sampled score is drawn (``SB3_SAMPLING``)."""
+    settings = {**args.cell_settings(), "agent": agent, "seed": seed, "overrides": overrides}
+    if agent not in ("ram", "random"):
+        settings["sampling"] = SB3_SAMPLING
+    return settings
+
+
 class CellSettingsError(RuntimeError):
     """A cell's folder holds a cell started with other settings."""
 
@@ -467,7 +481,7 @@ def finished_cells(args: Args, folder: pathlib.Path) -> list[tuple[str, int, lis
         agent, seed = settings.get("agent"), settings.get("seed")
         if agent not in AGENTS or not isinstance(seed, int) or settings.get("overrides"):
             continue
-        if settings != {**args.cell_settings(), "agent": agent, "seed": seed, "overrides": None}:
+        if settings != cell_settings(args, agent, seed, None):
             continue
         curve = read_curve(folder / f"{agent}_s{seed}.csv")
         if len(curve) >= args.points:
@@ -487,7 +501,7 @@ def run_cell(
     """
     name = name or f"{agent}_s{seed}"
     curve_path, state = folder / f"{name}.csv", folder / f"{name}.state"
-    settings = {**args.cell_settings(), "agent": agent, "seed": seed, "overrides": overrides}
+    settings = cell_settings(args, agent, seed, overrides)
     settings_path = folder / f"{name}.json"
     if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
         raise CellSettingsError(
@@ -636,15 +650,16 @@ def main(argv: list[str] | None = None) -> int:
     rows = summarise(curves)
     table = markdown_table(rows)
     print(table)
-    seeds = sorted({seed for runs in curves.values() for seed in runs})
-    (folder / "table.md").write_text(
-        f"{args.env}, {budget} per cell, final point, mean (min-max) over seeds "
-        f"{seeds}; {args.eval_images} fixed test images.\n\n{table}\n"
+    text = (
+        f"{args.env}, {budget} per cell, final point, mean (min-max) over each agent's seeds "
+        f"(the seeds column); {args.eval_images} fixed test images.\n\n{table}\n"
     )
-    with (folder / "summary.csv").open("w", newline="") as file:
-        writer = csv.DictWriter(file, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    atomic_write(folder / "table.md", lambda file: file.write(text.encode()))
+    summary = io.StringIO()
+    writer = csv.DictWriter(summary, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(folder / "summary.csv", lambda file: file.write(summary.getvalue().encode()))
     figure = plot_curves(curves, folder / "curves.png", f"{args.env}, budget: {budget} per run")
     if figure is not None:
         print(f"wrote {figure}", flush=True)

@@ -358,6 +358,22 @@ class GlimpseCore(EpisodeBatch):
         """Number of images in the split."""
         return self.images.shape[0]
 
+    @property
+    def fixations(self) -> torch.Tensor:
+        """float32 ``[N, 2]``: the current fixations (handed out as observations)."""
+        return self._fixations
+
+    @fixations.setter
+    def fixations(self, value: torch.Tensor) -> None:
+        self._fixations = value
+        self._fixations_version = value._version  # in-place changes since: _unchanged_fixations
+
+    def _unchanged_fixations(self, locations: torch.Tensor) -> bool:
+        """Whether ``locations`` is the current fixations tensor itself, not changed in place
+        since it was set (an agent's final step answers without moving): then the fixations
+        and glimpses stay as they are, with no read."""
+        return locations is self._fixations and locations._version == self._fixations_version
+
     def _sense(self, integral: torch.Tensor, fixations: torch.Tensor) -> torch.Tensor:
         config = self.config
         return glimpse_from_integral(
@@ -462,7 +478,7 @@ class GlimpseCore(EpisodeBatch):
         terminated = self.steps >= self.config.n_glimpses
         scored = terminated if answer is None else answer
         reward = (scored & (labels == self.targets)).float()
-        if locations is not self.fixations:  # the same tensor: the same fixation and glimpse
+        if not self._unchanged_fixations(locations):
             self.fixations = locations.to(torch.float32).clamp(-1.0, 1.0)
             self.glimpses = self._sense(self.integral, self.fixations)
         return reward, terminated

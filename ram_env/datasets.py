@@ -264,7 +264,10 @@ def _fetch(name: str, root: pathlib.Path, *, download: bool) -> tuple[pathlib.Pa
     check_choice("dataset name", name, DATASET_NAMES)
     cache = _cache_path(name, root)
     if cache.exists():
-        _read_cache(cache, name)
+        arrays = _read_cache(cache, name)
+        if _cached_name(cache) is None and not _is_official(arrays, name):
+            _write_cache(cache, arrays, name)  # an older variant cache, opted in: record it
+            return cache, "existing cache (its dataset name now recorded)"
         return cache, "existing cache"
     arrays, route = _build(name, root, download=download)
     try:
@@ -348,6 +351,16 @@ def _read_cache(path: pathlib.Path, name: str) -> Arrays:
     return arrays
 
 
+def _cached_name(path: pathlib.Path) -> str | None:
+    """The dataset name a cache records (``None``: a cache from before names were recorded)."""
+    with np.load(path, allow_pickle=False) as npz:
+        return str(npz[_NAME_KEY]) if _NAME_KEY in npz.files else None
+
+
+def _is_official(arrays: Arrays, name: str) -> bool:
+    return _digest(arrays) == OFFICIAL_CACHE_DIGESTS[name]
+
+
 def _check_cache_dataset(
     path: pathlib.Path, name: str, digest: str, recorded: str | None, hint: str
 ) -> None:
@@ -355,7 +368,7 @@ def _check_cache_dataset(
     a variant the cache records as ``name``'s (built with ``fetch --allow-unofficial``). Another
     dataset's official data is refused even then; a variant that records no name (a cache
     from before names were recorded) only with ``$RAM_ENV_ALLOW_UNOFFICIAL=1``."""
-    if digest == OFFICIAL_CACHE_DIGESTS[name]:
+    if digest == OFFICIAL_CACHE_DIGESTS[name]:  # (_is_official, from the digest at hand)
         return
     other = [dataset for dataset, known in OFFICIAL_CACHE_DIGESTS.items() if known == digest]
     if other:
@@ -365,7 +378,9 @@ def _check_cache_dataset(
     if recorded is None and os.environ.get(ALLOW_UNOFFICIAL_VAR) != "1":
         raise CorruptDataError(
             f"cache {path} is not the official {name} data and does not record which dataset "
-            f"it holds; {hint} (for your own variant: fetch {name} --allow-unofficial)"
+            f"it holds (a cache from an older ram-env). If it is your own variant of {name}, "
+            f"`python -m ram_env.datasets fetch {name} --allow-unofficial` records that; "
+            f"otherwise delete it and fetch {name} again"
         )
 
 

@@ -96,15 +96,15 @@ class GlimpseVectorEnv(VectorEnv):
             )
         self.num_envs = check_int("num_envs", num_envs, low=1)
         self.device = resolve_device(device)
-        self.core = self._make_core(num_envs)
+        self.core = self._make_core(self.num_envs)
         self._needs_reset = True
         self.render_mode = render_mode
         check_flag("validate_actions", validate_actions)
         self.validate_actions = bool(validate_actions)
         self.metadata = {**self.metadata, "autoreset_mode": autoreset_mode}
         self.single_observation_space, self.single_action_space = self._spaces()
-        self.observation_space = batch_space(self.single_observation_space, num_envs)
-        self.action_space = batch_space(self.single_action_space, num_envs)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
 
     # --- the task: what a subclass on the same pattern (ram_env.catch) replaces -------------
 

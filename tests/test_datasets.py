@@ -564,3 +564,8 @@ def test_a_cache_of_another_dataset_is_refused_by_name(root, small, monkeypatch,
     monkeypatch.delenv(datasets.ALLOW_UNOFFICIAL_VAR)
     with pytest.raises(CorruptDataError, match="does not record which dataset"):
         datasets._read_cache(root / "mnist.npz", "mnist")
+    # fetch --allow-unofficial records the name, as the message says: then it loads plainly
+    assert datasets.main(["fetch", "mnist", "--root", str(root), "--allow-unofficial"]) == 0
+    assert "dataset name now recorded" in capsys.readouterr().out
+    monkeypatch.delenv(datasets.ALLOW_UNOFFICIAL_VAR)  # main() set it for its own process
+    datasets._read_cache(root / "mnist.npz", "mnist")

@@ -283,6 +283,25 @@ def test_a_sampled_score_does_not_depend_on_the_number_of_envs(algo):
     assert len(set(first.tolist())) > 3 and not np.array_equal(first, later)
 
 
+def test_sampled_actions_follow_the_policys_distribution():
+    """The keyed Gumbel-max draw is a sample of the policy's categorical distribution: over
+    20,000 keys the action frequencies match softmax(logits) (chi-square test)."""
+    cls, policy = algorithm_class("ppo")
+    model = cls(policy, make_sb3_vec_env(ENV_ID, 2, G), n_steps=16, batch_size=32, seed=0)
+    logits = torch.linspace(-2.0, 2.0, model.action_space.n)
+    with torch.no_grad():  # the policy's logits are these, whatever the observation
+        model.policy.action_net.weight.zero_()
+        model.policy.action_net.bias.copy_(logits)
+    obs = make_sb3_vec_env(ENV_ID, 1, G, seed=0).reset()
+    count = 20_000
+    batch = {key: np.repeat(value, count, axis=0) for key, value in obs.items()}
+    actions, _ = sample_actions(model, batch, None, np.ones(count, bool), torch.arange(count), 0)
+    observed = np.bincount(actions, minlength=len(logits))
+    expected = torch.softmax(logits, 0).numpy() * count
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    assert len(logits) == 26 and chi2 < 52.6  # chi-square's 0.999 quantile, 25 dof
+
+
 def test_evaluation_of_a_recurrent_model_is_deterministic():
     cls, policy = algorithm_class("recurrent-ppo")
     model = cls(policy, make_sb3_vec_env(ENV_ID, 2, G), n_steps=16, batch_size=32, seed=0)
@@ -415,8 +434,11 @@ def test_flags_that_cannot_apply_are_refused_by_name(flags, named, capsys):
 
 
 def test_the_adapters_own_settings_are_refused_in_env_kwargs():
-    with pytest.raises(ValueError, match="may not set 'autoreset_mode', 'num_envs'"):
+    with pytest.raises(ValueError, match=r"'autoreset_mode' .always SAME_STEP.*'num_envs'"):
         make_sb3_vec_env(ENV_ID, 2, G, num_envs=3, autoreset_mode="NextStep")
+    for key, value in (("holdout", 0.2), ("seed", 3), ("grid", 3), ("index_pool", [1])):
+        with pytest.raises(SystemExit):  # not a duplicate-keyword traceback at make time
+            train_sb3.parse_args(["--env-kwargs", json.dumps({key: value})])
 
 
 def test_dqn_takes_batch_size():
@@ -432,8 +454,13 @@ def test_a_new_run_never_overwrites_another_runs_files(tmp_path, capsys):
     before = {path.name: path.read_bytes() for path in (tmp_path / "r").iterdir()}
     assert set(before) == {"best.zip", "last.zip", "run.json"}
     assert train_sb3.main(["--algo", "a2c", *tiny]) == 2
-    assert "holds another run (best.zip, last.zip, run.json)" in capsys.readouterr().err
+    assert "holds another run (best.zip, last.zip): continue it with --resume" in (
+        capsys.readouterr().err
+    )
     assert before == {path.name: path.read_bytes() for path in (tmp_path / "r").iterdir()}
+    for name in ("best.zip", "last.zip"):  # a run stopped before its first checkpoint
+        (tmp_path / "r" / name).unlink()
+    assert train_sb3.main(["--algo", "a2c", *tiny]) == 0  # starts there: nothing to lose
 
 
 def test_bad_grid_and_reset_indices_are_errors_not_rounded():

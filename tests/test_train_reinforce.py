@@ -341,17 +341,19 @@ def test_the_one_integer_check_refuses_bools_floats_strings_and_range(value):
     assert check_int("--x", 3, low=0) == 3
 
 
-def test_a_subset_smaller_than_a_batch_is_refused_before_training(capsys):
-    with pytest.raises(SystemExit):
-        train_reinforce.parse_args(["--train-subset", "16", "--batch-size", "32"])
-    assert "makes no batch" in capsys.readouterr().err
+def test_a_subset_smaller_than_a_batch_is_refused_before_training(tmp_path, capsys):
+    assert run(tmp_path, "--train-subset", "16") == 2
+    err = capsys.readouterr().err
+    assert "no global batch of 32 images (--batch-size 32 x" in err
+    assert err.strip().endswith("fits in --train-subset 16")
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
 
 
 def test_too_few_training_images_for_the_run_are_refused_before_its_folder(tmp_path, capsys):
     """The synthetic training split has 512 images: --valid-size 0.95 leaves 26, fewer than a
     batch of 32; --train-subset 600 asks for more than the 461 left after --valid-size 0.1."""
     assert run(tmp_path / "a", "--valid-size", "0.95", "--train-subset", "None") == 2
-    assert "26 training images (512 less --valid-size 0.95) make no global batch of 32" in (
+    assert "fits in the 26 training images (512 less --valid-size 0.95)" in (
         capsys.readouterr().err
     )
     assert run(tmp_path / "b", "--train-subset", "600") == 2

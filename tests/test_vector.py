@@ -361,6 +361,14 @@ def test_stepping_to_the_current_fixations_tensor_keeps_the_glimpse_without_a_re
         torch.testing.assert_close(same[0][key], copied[0][key], rtol=0, atol=0)
     for got, want in zip(same[1:4], copied[1:4], strict=True):
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+    # The observation changed in place and sent back is a new fixation: clamped and sensed.
+    moved = envs.fixations
+    moved.add_(1.5)
+    monkeypatch.undo()
+    obs, *_ = envs.step({"location": moved, "label": labels})
+    expected, *_ = twin.step({"location": twin.fixations + 1.5, "label": labels})
+    assert obs["location"].abs().max() <= 1.0
+    torch.testing.assert_close(obs["glimpse"], expected["glimpse"], rtol=0, atol=0)
 
 
 def test_integer_locations_are_taken_as_the_single_env_takes_them():

@@ -366,13 +366,19 @@ class GlimpseCore(EpisodeBatch):
     @fixations.setter
     def fixations(self, value: torch.Tensor) -> None:
         self._fixations = value
-        self._fixations_version = value._version  # in-place changes since: _unchanged_fixations
+        # In-place changes bump a tensor's version (_unchanged_fixations); tensors made under
+        # torch.inference_mode() keep none, and then every step senses.
+        self._fixations_version = None if value.is_inference() else value._version
 
     def _unchanged_fixations(self, locations: torch.Tensor) -> bool:
         """Whether ``locations`` is the current fixations tensor itself, not changed in place
         since it was set (an agent's final step answers without moving): then the fixations
         and glimpses stay as they are, with no read."""
-        return locations is self._fixations and locations._version == self._fixations_version
+        return (
+            locations is self._fixations
+            and self._fixations_version is not None
+            and locations._version == self._fixations_version
+        )
 
     def _sense(self, integral: torch.Tensor, fixations: torch.Tensor) -> torch.Tensor:
         config = self.config

@@ -369,6 +369,13 @@ def test_stepping_to_the_current_fixations_tensor_keeps_the_glimpse_without_a_re
     expected, *_ = twin.step({"location": twin.fixations + 1.5, "label": labels})
     assert obs["location"].abs().max() <= 1.0
     torch.testing.assert_close(obs["glimpse"], expected["glimpse"], rtol=0, atol=0)
+    with torch.inference_mode():  # tensors without a version counter: every step senses
+        envs.reset(seed=3)
+        twin.reset(seed=3)
+        for _ in range(3):
+            obs, *_ = envs.step({"location": envs.fixations, "label": labels})
+            expected, *_ = twin.step({"location": twin.fixations.clone(), "label": labels})
+            torch.testing.assert_close(obs["glimpse"], expected["glimpse"], rtol=0, atol=0)
 
 
 def test_integer_locations_are_taken_as_the_single_env_takes_them():

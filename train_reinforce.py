@@ -54,8 +54,8 @@ from agents.figures import episode_figures
 from agents.game import evaluate_game, train_games
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import Shards, compile_step, correct_answers, evaluate, train_epoch
-from ram_env.catch import MOVES, NUM_TEST_GAMES, NUM_TRAIN_GAMES, VALIDATION_GAMES, CatchConfig
-from ram_env.core import NUM_CLASSES, GlimpseConfig, check_int
+from ram_env.catch import MOVES, NUM_TEST_GAMES, VALIDATION_GAMES, CatchConfig
+from ram_env.core import NUM_CLASSES, GlimpseConfig, check_int, check_number
 from ram_env.datasets import PIXEL_STATS, holdout_split, load_split
 from ram_env.render import save_figures
 from ram_env.vector import GlimpseVectorEnv
@@ -104,7 +104,7 @@ class SettingsError(ValueError):
     """Settings that cannot make this run, found once its data is known (before its folder)."""
 
 
-EnvId = Literal[tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))]  # type: ignore[valid-type]
+EnvId = Literal[ram_env.ENV_IDS]  # type: ignore[valid-type]
 #: A game's epoch: this many random training games (its 2**31 games are never all played).
 GAMES_PER_EPOCH = 25_600
 
@@ -258,15 +258,10 @@ class Args:
                 check_int(f"--{name.replace('_', '-')}", value, low=1)
         check_int("--plot-every", self.plot_every, low=0)
         check_int("--seed", self.seed, low=0, high=2**63 - 1)
-        for flag, value, zero_ok in (
-            ("--lr", self.lr, False),
-            ("--std", self.std, False),
-            ("--reinforce-weight", self.reinforce_weight, True),
-            ("--entropy-weight", self.entropy_weight, True),
-        ):
-            if not (math.isfinite(value) and (value > 0 or (zero_ok and value == 0))):
-                bound = ">= 0" if zero_ok else "> 0"
-                raise ValueError(f"{flag} must be a finite number {bound}, got {value}")
+        check_number("--lr", self.lr, 0)
+        check_number("--std", self.std, 0)
+        check_number("--reinforce-weight", self.reinforce_weight, 0, inclusive=True)
+        check_number("--entropy-weight", self.entropy_weight, 0, inclusive=True)
         if self.checkpoint is not None and not self.test:
             raise ValueError(
                 "--checkpoint names the checkpoint that --test scores; a training run tests "
@@ -450,12 +445,12 @@ def make_env(
     )
 
 
-def split_size(config: dict, split: str) -> int:
-    """Images (or games) in ``split`` of the run's task: what one evaluation pass plays."""
+def test_size(config: dict) -> int:
+    """Images (or games) of the run's test split: what one test pass plays."""
     if is_game(config["env"]):
-        return NUM_TEST_GAMES if split == "test" else NUM_TRAIN_GAMES
+        return NUM_TEST_GAMES
     dataset = config["env_kwargs"].get("dataset", ram_env.TASKS[config["env"]]["dataset"])
-    return len(load_split(dataset, split, config["env_kwargs"].get("data_root"))[1])
+    return len(load_split(dataset, "test", config["env_kwargs"].get("data_root"))[1])
 
 
 def split_train_validation(
@@ -680,7 +675,7 @@ def test(args: Args, config: dict, device: torch.device, group: Group = SINGLE) 
     saved = test_settings(args, payload["config"], path)
     if is_game(saved["env"]):
         return test_game(args, saved, model, payload, path, device)
-    batch = min(args.eval_batch_size, split_size(saved, "test"))  # no more than the images
+    batch = min(args.eval_batch_size, test_size(saved))  # no more than the images
     env = make_env(saved, "test", batch * args.M, device)
     indices = torch.arange(env.unwrapped.num_images, device=device)
     mine = group.shard(indices)
@@ -737,7 +732,7 @@ def test_game(
 ) -> dict[str, float]:
     """A game's test: the catch rate (%) over the 1,000 fixed test games, with the mean policy
     and with sampled fixations and moves (noise keyed by game and ``--seed``); one process."""
-    env = make_env(saved, "test", min(args.eval_batch_size, split_size(saved, "test")), device)
+    env = make_env(saved, "test", min(args.eval_batch_size, test_size(saved)), device)
     games = torch.arange(env.unwrapped.num_images, device=device)
     rates = {
         label: round(100.0 * evaluate_game(model, env, games, saved["std"], args.seed, mean), 3)

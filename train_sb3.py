@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import math
 import os
 import pathlib
 import sys
@@ -54,13 +53,10 @@ DEFAULT_SAVE_DIR = "ckpt/sb3"
 DEFAULT_N_STEPS = {"recurrent-ppo": 128, "ppo": 128, "a2c": 5}
 #: The algorithms that take each of --n-steps and --batch-size (a flag an algorithm has no
 #: setting for is refused, never silently dropped).
-ALGOS_WITH = {
-    "n_steps": ("a2c", "ppo", "recurrent-ppo"),
-    "batch_size": ("dqn", "ppo", "recurrent-ppo"),
-}
+ALGOS_WITH = {"n_steps": tuple(DEFAULT_N_STEPS), "batch_size": ("recurrent-ppo", "ppo", "dqn")}
 
 AlgoName = Literal["a2c", "dqn", "ppo", "recurrent-ppo"]
-EnvId = Literal[tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))]  # type: ignore[valid-type]
+EnvId = Literal[ram_env.ENV_IDS]  # type: ignore[valid-type]
 
 
 #: A run folder's models, which a new run (without ``--resume``) must never overwrite. (A
@@ -159,7 +155,7 @@ class Args:
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
-        from ram_env.core import check_int
+        from ram_env.core import check_int, check_number
         from ram_env.wrappers import check_grid
 
         for name in ("timesteps", "n_envs", "eval_envs", "val_size", "n_steps", "batch_size"):
@@ -189,12 +185,8 @@ class Args:
                 raise ValueError(f"--env-kwargs: {error}") from None
         if self.resume and self.test:
             raise ValueError("give --resume or --test, not both")
-        if self.learning_rate is not None and not (
-            math.isfinite(self.learning_rate) and self.learning_rate > 0
-        ):
-            raise ValueError(
-                f"--learning-rate must be a finite number > 0, got {self.learning_rate}"
-            )
+        if self.learning_rate is not None:
+            check_number("--learning-rate", self.learning_rate, 0)
         for flag, value, takers in (
             ("--n-steps", self.n_steps, ALGOS_WITH["n_steps"]),
             ("--batch-size", self.batch_size, ALGOS_WITH["batch_size"]),
@@ -454,14 +446,13 @@ def algorithm_kwargs(algo: str, args: Args) -> dict[str, Any]:
     if algo == "dqn":
         kwargs["buffer_size"] = min(100_000, max(args.timesteps, 1_000))
         kwargs["learning_starts"] = min(1_000, args.timesteps // 10)
-        if args.batch_size is not None:
-            kwargs["batch_size"] = args.batch_size
-        return kwargs
-    n_steps = args.n_steps or DEFAULT_N_STEPS[algo]
-    kwargs["n_steps"] = n_steps
-    if algo in ("ppo", "recurrent-ppo"):
-        rollout = n_steps * args.n_envs
+    if algo in ALGOS_WITH["n_steps"]:
+        kwargs["n_steps"] = args.n_steps or DEFAULT_N_STEPS[algo]
+    if algo in ALGOS_WITH["batch_size"] and "n_steps" in kwargs:  # a rollout to split
+        rollout = kwargs["n_steps"] * args.n_envs
         kwargs["batch_size"] = args.batch_size or max(min(64, rollout), rollout // 4)
+    elif algo in ALGOS_WITH["batch_size"] and args.batch_size is not None:
+        kwargs["batch_size"] = args.batch_size  # DQN: SB3's own default otherwise
     return kwargs
 
 

@@ -173,8 +173,6 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: The envs this CLI draws (``ram_env``'s ids, with or without the ``ram_env:`` prefix).
-ENV_IDS = tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))
 #: The most episodes one set of pictures holds (a grid of frames per GIF step).
 MAX_EPISODES = 100
 
@@ -192,8 +190,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{name} must be at least 1")
     if args.episodes > MAX_EPISODES:
         parser.error(f"--episodes {args.episodes}: at most {MAX_EPISODES} fit in one picture")
-    if args.env is not None and _bare_id(args.env) not in ENV_IDS:
-        parser.error(f"--env {args.env!r} is not a glimpse env; known: {', '.join(ENV_IDS)}")
+    if args.env is not None and _bare_id(args.env) not in ram_env.ENV_IDS:
+        known = ", ".join(ram_env.ENV_IDS)
+        parser.error(f"--env {args.env!r} is not a glimpse env; known: {known}")
     if args.out.endswith(("/", os.sep)) or os.path.isdir(args.out):
         parser.error(
             f"--out {args.out!r} is a folder; give a file prefix in it, e.g. "

@@ -432,7 +432,8 @@ def evaluate_sb3_episodes(
     return correct
 
 
-#: First noise stream of ``sample_actions`` (streams ``[base + step * A, base + (step + 1) * A)``).
+#: First noise stream of ``sample_actions``: step ``t`` of an episode with ``A`` actions uses
+#: the ``A + 1`` streams from ``SAMPLE_STREAM + t * (A + 1)``.
 SAMPLE_STREAM = 5000
 
 

@@ -69,7 +69,7 @@ from ram_env.datasets import NUM_CLASSES, load_split
 from ram_env.vector import index_sweep
 
 AgentName = Literal["ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "dqn", "random"]
-EnvId = Literal[tuple(sorted({**ram_env.TASKS, **ram_env.GAMES}))]  # type: ignore[valid-type]
+EnvId = Literal[ram_env.ENV_IDS]  # type: ignore[valid-type]
 AGENTS: tuple[str, ...] = ("ram", "recurrent-ppo", "ppo", "ppo-stack", "a2c", "dqn", "random")
 #: Observations ``ppo-stack`` sees at once.
 FRAME_STACK = 4

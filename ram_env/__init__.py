@@ -16,7 +16,7 @@ from typing import Any
 
 from gymnasium.envs.registration import register, registry
 
-__all__ = ["GAMES", "TASKS", "CatchEnv", "CatchVectorEnv", "GlimpseConfig", "GlimpseEnv",
+__all__ = ["ENV_IDS", "GAMES", "TASKS", "CatchEnv", "CatchVectorEnv", "GlimpseConfig", "GlimpseEnv",
            "GlimpseVectorEnv"]  # fmt: skip
 __version__ = "0.1.0"
 
@@ -58,6 +58,8 @@ TASKS: dict[str, dict] = {
 
 #: The paper's game (section 4.2): id -> ``ram_env.catch.CatchConfig`` keyword arguments.
 GAMES: dict[str, dict] = {"GlimpseCatch-v0": {}}
+#: Every id this package registers, sorted (the trainers' and CLIs' ``--env`` choices).
+ENV_IDS: tuple[str, ...] = tuple(sorted({**TASKS, **GAMES}))
 
 _FACES = {
     "ram_env.env:GlimpseEnv": ("ram_env.vector:GlimpseVectorEnv", TASKS),

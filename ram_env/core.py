@@ -14,6 +14,7 @@ is only the final observation).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "GlimpseCore",
     "check_flag",
     "check_int",
+    "check_number",
     "resolve_device",
 ]
 
@@ -169,6 +171,19 @@ def check_int(name: str, value: object, low: int | None = None, high: int | None
     return int(value)
 
 
+def check_number(name: str, value: object, low: float, inclusive: bool = False) -> float:
+    """``value`` as a float if it is a finite real number (not a bool) above ``low`` (or equal
+    to it when ``inclusive``), else ``ValueError`` naming ``name``: the one check of rates and
+    weights (``inf`` and ``nan`` are refused; they would only fail later, mid-run)."""
+    real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if not (real and math.isfinite(value) and (value > low or (inclusive and value == low))):
+        bound = f">= {low:g}" if inclusive else f"> {low:g}"
+        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+    return float(value)
+
+
 def check_flag(name: str, value: object, allow_none: bool = False) -> None:
     """``ValueError`` naming ``name`` unless ``value`` is a bool (``numpy.bool_`` too), or
     ``None`` where allowed: ``1`` or ``0.0`` are not flags (``1 in (True, False)`` is true in
@@ -290,11 +305,6 @@ class EpisodeBatch:
             samples = torch.as_tensor(samples, device=self.device)
         except (TypeError, ValueError, RuntimeError, OverflowError) as error:
             raise ValueError(f"samples must be integers >= 0, got {error}") from None
-        self._check_samples(samples, count, check_range)
-        return samples
-
-    @staticmethod
-    def _check_samples(samples: torch.Tensor, count: int, check_range: bool) -> None:
         if samples.ndim not in (0, 1) or (samples.ndim == 1 and samples.shape != (count,)):
             raise ValueError(
                 f"samples must be an int or have shape ({count},), got {tuple(samples.shape)}"
@@ -304,6 +314,7 @@ class EpisodeBatch:
             raise ValueError(f"samples must be integers, got dtype {samples.dtype}")
         if check_range and samples.numel() and int(samples.min()) < 0:
             raise ValueError(f"samples must be >= 0, got {samples.min().item()}")
+        return samples
 
     def _check_indices(self, indices: torch.Tensor, count: int) -> None:
         if indices.shape != (count,):

@@ -264,9 +264,9 @@ def _fetch(name: str, root: pathlib.Path, *, download: bool) -> tuple[pathlib.Pa
     check_choice("dataset name", name, DATASET_NAMES)
     cache = _cache_path(name, root)
     if cache.exists():
-        arrays = _read_cache(cache, name)
-        if _cached_name(cache) is None and not _is_official(arrays, name):
-            _write_cache(cache, arrays, name)  # an older variant cache, opted in: record it
+        arrays, official, recorded = _load_cache(cache, name)
+        if recorded is None and not official:  # an older variant cache, opted in: record it
+            _write_cache(cache, arrays, name)
             return cache, "existing cache (its dataset name now recorded)"
         return cache, "existing cache"
     arrays, route = _build(name, root, download=download)
@@ -324,8 +324,15 @@ def _write_cache(path: pathlib.Path, arrays: Arrays, name: str) -> None:
 
 
 def _read_cache(path: pathlib.Path, name: str) -> Arrays:
+    """The arrays of the cache file of dataset ``name``, verified (``_load_cache``)."""
+    return _load_cache(path, name)[0]
+
+
+def _load_cache(path: pathlib.Path, name: str) -> tuple[Arrays, bool, str | None]:
     """Load and verify the cache file of dataset ``name`` (keys, dtypes, shapes, label range,
-    digest, and that it holds ``name``: ``_check_cache_dataset``).
+    digest, and that it holds ``name``: ``_check_cache_dataset``); returns the arrays, whether
+    they are the official data and the dataset name the cache records (``None``: a cache
+    from before names were recorded).
 
     Raises CorruptDataError naming the file and the problem.
     """
@@ -348,17 +355,7 @@ def _read_cache(path: pathlib.Path, name: str) -> Arrays:
         raise CorruptDataError(f"cache {path}: sha256 digest does not match the data; {hint}")
     recorded = str(stored[_NAME_KEY]) if _NAME_KEY in stored else None
     _check_cache_dataset(path, name, digest, recorded, hint)
-    return arrays
-
-
-def _cached_name(path: pathlib.Path) -> str | None:
-    """The dataset name a cache records (``None``: a cache from before names were recorded)."""
-    with np.load(path, allow_pickle=False) as npz:
-        return str(npz[_NAME_KEY]) if _NAME_KEY in npz.files else None
-
-
-def _is_official(arrays: Arrays, name: str) -> bool:
-    return _digest(arrays) == OFFICIAL_CACHE_DIGESTS[name]
+    return arrays, digest == OFFICIAL_CACHE_DIGESTS[name], recorded
 
 
 def _check_cache_dataset(
@@ -368,7 +365,7 @@ def _check_cache_dataset(
     a variant the cache records as ``name``'s (built with ``fetch --allow-unofficial``). Another
     dataset's official data is refused even then; a variant that records no name (a cache
     from before names were recorded) only with ``$RAM_ENV_ALLOW_UNOFFICIAL=1``."""
-    if digest == OFFICIAL_CACHE_DIGESTS[name]:  # (_is_official, from the digest at hand)
+    if digest == OFFICIAL_CACHE_DIGESTS[name]:
         return
     other = [dataset for dataset, known in OFFICIAL_CACHE_DIGESTS.items() if known == digest]
     if other:

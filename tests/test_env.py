@@ -51,7 +51,7 @@ def test_task_defaults_match_the_paper(env_id):
     config = env.config
     expected = {
         "GlimpseMNIST-v0": (28, 6, (1, 8, 8), 0),
-        "GlimpseFashionMNIST-v0": (28, 6, (1, 8, 8), 0),
+        "GlimpseFashionMNIST-v0": (28, 6, (2, 8, 8), 0),
         "GlimpseTranslatedMNIST-v0": (60, 8, (3, 12, 12), 0),
         "GlimpseClutteredMNIST-v0": (60, 8, (3, 12, 12), 4),
         "GlimpseClutteredMNIST100-v0": (100, 8, (4, 12, 12), 8),

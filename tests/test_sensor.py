@@ -111,6 +111,7 @@ def test_integral_image_and_reading_from_it():
         np.testing.assert_allclose(got[b].numpy(), want, atol=1e-5)
     floats = integral_image(canvases.double() / 255)
     assert floats.dtype == torch.float64
+    torch.testing.assert_close(floats, table.double() / 255)
 
 
 def test_glimpse_from_integral_reads_a_strided_table_as_its_contiguous_copy():

@@ -420,6 +420,8 @@ class GlimpseCore(EpisodeBatch):
         evaluation or agent, and the ``M`` episodes of one image still start apart.
         """
         rows = None if mask is None else mask.nonzero().squeeze(1)
+        if rows is not None and rows.numel() == self.num_episodes:
+            rows = None  # every row: a full reset, so the host knows the episodes run in step
         count = self.num_episodes if rows is None else rows.numel()
         samples = self._samples(samples, count, check)
         if indices is None:

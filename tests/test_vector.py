@@ -289,6 +289,63 @@ def test_the_three_autoreset_modes_play_the_same_episodes():
     assert len({tuple(episode[2]) for episode in played["SAME_STEP"]}) == 3  # new images
 
 
+@pytest.mark.parametrize("mode", ["NEXT_STEP", "SAME_STEP", "DISABLED"])
+def test_each_autoreset_mode_matches_sync_vector_env_over_single_envs(mode):
+    """Gymnasium's own ``SyncVectorEnv`` over ``GlimpseEnv``s is the reference of each mode.
+
+    Step by step over two episodes: rewards, terminations, truncations, fixations, which step
+    restarts a sub-env, the info fields and their masks, and ``final_obs``. The first episode
+    shows the same fixed test canvas in both (``options`` index 3), so its glimpses, scores and
+    end fields must agree too; the autoreset then draws images from each side's own stream.
+    """
+    n_glimpses, num_envs = 3, 2
+    config = {"split": "test", "start": "center", "n_glimpses": n_glimpses}
+    native = make_vec(num_envs=num_envs, autoreset_mode=mode, **config)
+    sync = gym.vector.SyncVectorEnv(
+        [lambda: gym.make("GlimpseMNIST-v0", **config)] * num_envs,
+        autoreset_mode=AutoresetMode[mode],
+    )
+    assert native.metadata["autoreset_mode"] == sync.metadata["autoreset_mode"]
+    label = int(sync.envs[0].unwrapped.core.labels[3])  # answer image 3 right
+    native_obs, _ = native.reset(seed=0, options={"indices": torch.tensor([3] * num_envs)})
+    sync_obs, _ = sync.reset(seed=0, options={"index": 3})
+    first_episode = True
+    steps = 2 * n_glimpses + (1 if mode == "NEXT_STEP" else 0)
+    for step in range(steps):
+        batch = actions(num_envs, step, label=label)
+        native_obs, reward, terminated, truncated, info = native.step(batch)
+        sync_obs, sync_reward, sync_terminated, sync_truncated, sync_info = sync.step(
+            {key: value.numpy() for key, value in batch.items()}
+        )
+        np.testing.assert_array_equal(terminated.numpy(), sync_terminated)
+        np.testing.assert_array_equal(truncated.numpy(), sync_truncated)
+        np.testing.assert_allclose(native_obs["location"].numpy(), sync_obs["location"])
+        assert set(info) == set(sync_info)
+        if first_episode:
+            np.testing.assert_array_equal(reward.numpy(), sync_reward)
+            if not (mode == "SAME_STEP" and terminated.all()):  # else: the next episode's
+                np.testing.assert_array_equal(native_obs["glimpse"].numpy(), sync_obs["glimpse"])
+            for key in set(info) - {"final_obs", "final_info"}:
+                np.testing.assert_array_equal(np.asarray(info[key]), sync_info[key])
+        if "final_obs" in info:  # SAME_STEP: the ended episode's last observation
+            final, sync_final = info["final_info"], sync_info["final_info"]
+            assert set(final) == set(sync_final)
+            np.testing.assert_array_equal(info["_final_obs"].numpy(), sync_info["_final_obs"])
+            for env in range(num_envs):
+                for key in ("glimpse", "location") if first_episode else ("location",):
+                    np.testing.assert_array_equal(
+                        info["final_obs"][key][env].numpy(), sync_info["final_obs"][env][key]
+                    )
+            for key in final if first_episode else ("glimpses", "_label"):
+                np.testing.assert_array_equal(np.asarray(final[key]), sync_final[key])
+        if terminated.all():
+            first_episode = False
+            if mode == "DISABLED":
+                native.reset(options={"reset_mask": torch.ones(num_envs, dtype=torch.bool)})
+                sync.reset(options={"reset_mask": np.ones(num_envs, dtype=bool)})
+    assert not first_episode
+
+
 @pytest.mark.parametrize("mode", ["NEXT_STEP", "SAME_STEP"])
 def test_gymnasiums_numpy_vector_wrappers_through_array_conversion(mode, tmp_path):
     """The route for Gymnasium's numpy wrappers: ArrayConversion(torch -> numpy) under them.

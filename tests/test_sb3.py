@@ -678,6 +678,27 @@ def test_two_policies_get_the_same_first_glimpse_of_each_test_image(monkeypatch)
     np.testing.assert_array_equal(firsts[True], firsts[False])
 
 
+def test_sb3_evaluate_policy_on_the_bridge():
+    """SB3's own ``evaluate_policy`` over the bridge (under ``VecMonitor``): a policy that looks
+    twice and then answers class 0 scores 1 on a pool of zeros and 0 on a pool of ones, in
+    episodes of 3 steps, the count asked for."""
+    from stable_baselines3.common.evaluation import evaluate_policy
+
+    class LookTwiceThenSayZero:
+        def predict(self, obs, state=None, episode_start=None, deterministic=True):
+            answer = obs["time"][:, 0] > 2.5 / T  # the third step: two glimpses seen before
+            return np.where(answer, FIX + 0, 5), state
+
+    _, labels = load_split("mnist", "test")
+    for label, score in ((0, 1.0), (1, 0.0)):
+        pool = torch.nonzero(labels == label).squeeze(1)[:50]
+        vec = VecMonitor(make_sb3_vec_env(ENV_ID, 4, G, index_pool=pool, seed=0, split="test"))
+        rewards, lengths = evaluate_policy(
+            LookTwiceThenSayZero(), vec, n_eval_episodes=10, return_episode_rewards=True
+        )
+        assert rewards == [score] * 10 and lengths == [3] * 10
+
+
 def test_sb3_render_and_video_recorder(tmp_path):
     from stable_baselines3.common.vec_env import VecVideoRecorder
 

@@ -229,13 +229,21 @@ def test_a_ram_agent_is_drawn_with_its_mean_policy_as_rollout_plays_it():
     assert len(drawn["gif"]) == 4 + 1
 
 
-def test_the_drawing_module_imports_nothing_from_the_agents():
+def test_the_env_package_imports_nothing_from_the_agents():
+    import json
     import subprocess
     import sys
 
-    code = "import sys, ram_env.render; print([m for m in sys.modules if m.startswith('agents')])"
+    code = (
+        "import json, sys, pkgutil, importlib, ram_env\n"
+        "names = [m.name for m in pkgutil.iter_modules(ram_env.__path__)]\n"
+        "for name in names: importlib.import_module('ram_env.' + name)\n"
+        "ours = ('agents', 'train_reinforce', 'train_sb3')\n"
+        "print(json.dumps([names, [m for m in sys.modules if m.split('.')[0] in ours]]))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    names, imported = json.loads(out.stdout)
+    assert {"core", "render", "vector", "wrappers"} <= set(names) and imported == []
     with pytest.raises(ValueError, match="num_episodes"):
         figures.play_episodes(None, "GlimpseMNIST-v0", {}, 0)
 

@@ -114,6 +114,21 @@ def test_integral_image_and_reading_from_it():
     torch.testing.assert_close(floats, table.double() / 255)
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
+def test_integral_image_of_a_large_batch_takes_the_row_path_with_the_same_sums(dtype):
+    """On a CPU, 2**18 pixels or more take the row-by-row prefix (see ``integral_image``)."""
+    generator = torch.Generator().manual_seed(4)
+    canvases = torch.randint(0, 256, (27, 100, 100), dtype=torch.uint8, generator=generator)
+    canvases = canvases if dtype == torch.uint8 else canvases.float() / 255
+    assert canvases.numel() >= 1 << 18
+    table = integral_image(canvases)
+    wide = torch.int32 if dtype == torch.uint8 else torch.float64
+    want = torch.nn.functional.pad(
+        canvases.to(wide).cumsum(1, dtype=wide).cumsum(2, dtype=wide), (1, 0, 1, 0)
+    )
+    torch.testing.assert_close(table, want, rtol=0, atol=1e-9)
+
+
 def test_glimpse_from_integral_reads_a_strided_table_as_its_contiguous_copy():
     canvases = torch.randint(
         0, 256, (6, 30, 30), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)

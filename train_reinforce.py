@@ -178,6 +178,9 @@ class Args:
     """training epochs (task recipes)"""
     lr: float = 1e-3
     """initial Adam learning rate"""
+    weight_decay: float = 0.0
+    """decoupled weight decay (AdamW, Loshchilov & Hutter 2019): each step shrinks every weight
+    by lr x weight-decay of itself; 0 is plain Adam"""
     init_from: str | None = None
     """a new run's starting weights: a checkpoint (.pt) of a run with the same network (any
     task), loaded safely (tensors only); its optimizer, schedule and history are not used, so
@@ -259,6 +262,7 @@ class Args:
         check_int("--plot-every", self.plot_every, low=0)
         check_int("--seed", self.seed, low=0, high=2**63 - 1)
         check_number("--lr", self.lr, 0)
+        check_number("--weight-decay", self.weight_decay, 0, inclusive=True)
         check_number("--std", self.std, 0)
         check_number("--reinforce-weight", self.reinforce_weight, 0, inclusive=True)
         check_number("--entropy-weight", self.entropy_weight, 0, inclusive=True)
@@ -509,7 +513,7 @@ def write_metrics(history: list[dict], folder: pathlib.Path) -> None:
 #: What a run saved before a setting existed trained with (so such runs still resume).
 LEGACY_SETTINGS = {
     "samples_per_image": 1, "reinforce_weight": 1.0, "glimpse_stats": "mnist", "accumulate": 1,
-    "world_size": 1, "entropy_weight": 0.0, "init_from": None,
+    "world_size": 1, "entropy_weight": 0.0, "init_from": None, "weight_decay": 0.0,
 }  # fmt: skip
 
 
@@ -625,6 +629,17 @@ def initial_weights(config: dict, path: pathlib.Path) -> tuple[dict[str, torch.T
 
 def build_model(config: dict, device: torch.device) -> RAM:
     return RAM(RAMConfig.from_dict(config["model"])).to(device)
+
+
+def build_optimizer(model: RAM, config: dict) -> torch.optim.Adam:
+    """The run's Adam (``--lr``), with ``--weight-decay`` decoupled from the gradient (AdamW;
+    0, the default and every earlier run's, is plain Adam)."""
+    return torch.optim.Adam(
+        model.parameters(),
+        lr=config["lr"],
+        weight_decay=config.get("weight_decay", 0.0),
+        decoupled_weight_decay=True,
+    )
 
 
 def maybe_compile(model: RAM, setting: str, device: torch.device, batch: int) -> None:
@@ -791,7 +806,7 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
     valid_images = valid_images.to(device)
     model = build_model(config, device)
     maybe_compile(model, config["compile"], device, episodes)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    optimizer = build_optimizer(model, config)
     if config["lr_schedule"] == "cosine":
         scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(
             optimizer, T_max=config["epochs"], eta_min=config["lr"] / 100

@@ -176,7 +176,7 @@ class RamLearner:
         # No validation part; a game plays GAMES_PER_EPOCH random games per "epoch".
         self.train_images = range(num_images) if self.game else torch.arange(num_images)
         self.model = train_reinforce.build_model(config, self.device)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config["lr"])
+        self.optimizer = train_reinforce.build_optimizer(self.model, config)
         self.noise = torch.Generator(self.device).manual_seed(seed)
         self.shuffle = torch.Generator().manual_seed(seed)
         per_epoch = train_reinforce.GAMES_PER_EPOCH if self.game else num_images

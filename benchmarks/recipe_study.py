@@ -56,7 +56,7 @@ def images_per_second(argv: list[str], seconds: float = 20.0) -> tuple[float, in
     env = train_reinforce.make_env(config, "train", batch * samples, device).unwrapped
     env.reset(seed=0)
     model = train_reinforce.build_model(config, device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
+    optimizer = train_reinforce.build_optimizer(model, config)
     noise = torch.Generator().manual_seed(0)
     order = torch.randperm(env.num_images)
     images, start, position = 0, time.perf_counter(), 0

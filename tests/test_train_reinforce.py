@@ -195,6 +195,7 @@ def test_unsafe_or_foreign_files_are_refused(tmp_path):
         (["--reinforce-weight", "inf"], "--reinforce-weight"),
         (["--reinforce-weight", "-1"], "--reinforce-weight"),
         (["--entropy-weight", "nan"], "--entropy-weight"),
+        (["--weight-decay", "-0.1"], "--weight-decay"),
         (["--checkpoint", "runs/other/best.pt"], "--checkpoint"),  # only --test scores another
         (["--lr-patience", "5"], "--lr-patience"),  # the cosine schedule never reads it
     ],
@@ -283,7 +284,7 @@ def test_a_run_from_before_new_settings_and_defaults_resumes(tmp_path):
     assert run(tmp_path, "--epochs", "1", *plateau) == 0
     path = tmp_path / "last.pt"
     payload = load_checkpoint(path)
-    for key in ("samples_per_image", "reinforce_weight", "glimpse_stats"):
+    for key in ("samples_per_image", "reinforce_weight", "glimpse_stats", "weight_decay"):
         del payload["config"][key]
     for key in ("glimpse_mean", "glimpse_std"):
         del payload["config"]["model"][key]
@@ -295,6 +296,36 @@ def test_a_run_from_before_new_settings_and_defaults_resumes(tmp_path):
     rows = json.loads((tmp_path / "metrics.json").read_text())
     assert len(rows) == 2 and "elapsed_seconds" in rows[1]
     assert load_checkpoint(path)["config"]["std"] == 0.05
+
+
+def test_weight_decay_is_decoupled_and_zero_is_plain_adam():
+    """--weight-decay w shrinks each weight by lr x w per step, apart from the gradient
+    (AdamW); with 0 the optimizer steps exactly as plain Adam."""
+    config = train_reinforce.run_config(
+        train_reinforce.parse_args(["--core-size", "8", "--lr", "0.01", "--weight-decay", "0.5"])
+    )
+    model = train_reinforce.build_model(config, torch.device("cpu"))
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = train_reinforce.build_optimizer(model, config)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # no gradient: Adam's own step is 0
+    optimizer.step()
+    for old, new in zip(before, model.parameters(), strict=True):
+        torch.testing.assert_close(new.detach(), old * (1 - 0.01 * 0.5), rtol=0, atol=0)
+    plain = train_reinforce.run_config(train_reinforce.parse_args(["--core-size", "8"]))
+    models = [train_reinforce.build_model(plain, torch.device("cpu")) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    optimizers = [
+        train_reinforce.build_optimizer(models[0], plain),
+        torch.optim.Adam(models[1].parameters(), lr=plain["lr"]),
+    ]
+    for step in range(3):
+        for model, optimizer in zip(models, optimizers, strict=True):
+            for index, p in enumerate(model.parameters()):
+                p.grad = torch.full_like(p, 0.1 * (step + index + 1))
+            optimizer.step()
+    for a, b in zip(*(m.parameters() for m in models), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_sigterm_and_a_background_sigint_stop_like_ctrl_c():

@@ -613,10 +613,11 @@ def initial_weights(config: dict, path: pathlib.Path) -> tuple[dict[str, torch.T
         reason = str(error).splitlines()[0]
         raise CheckpointError(f"--init-from {source}: its weights do not fit: {reason}") from None
     print(f"initialising the network from {source}")
+    trained = {**LEGACY_SETTINGS, **saved}  # what a run from before a setting trained with
     differ = [
-        f"--{name.replace('_', '-')} {saved[name]!r} there, {config[name]!r} here"
-        for name in sorted(set(saved) & set(config) - BOOKKEEPING)
-        if saved[name] != config[name]
+        f"--{name.replace('_', '-')} {trained[name]!r} there, {config[name]!r} here"
+        for name in sorted(set(trained) & set(config) - BOOKKEEPING)
+        if trained[name] != config[name]
     ]
     if differ:
         print("  settings that differ from that run's: " + "; ".join(differ))

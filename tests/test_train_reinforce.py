@@ -426,6 +426,21 @@ def test_init_from_starts_a_new_run_from_another_runs_weights(tmp_path, capsys):
     assert load_checkpoint(second / "last.pt")["initial_weights"] == last["initial_weights"]
 
 
+def test_init_from_a_run_from_before_a_setting_names_the_value_it_trained_with(tmp_path, capsys):
+    """A source checkpoint that predates --weight-decay trained without it: the new run's
+    --weight-decay is reported as a difference, with the value that run had (0.0)."""
+    first = tmp_path / "first"
+    assert run(first, "--epochs", "1") == 0
+    payload = load_checkpoint(first / "best.pt")
+    del payload["config"]["weight_decay"]
+    save_checkpoint(payload, first / "best.pt")
+    capsys.readouterr()
+    flags = ("--epochs", "1", "--weight-decay", "0.01", "--init-from", str(first / "best.pt"))
+    assert run(tmp_path / "second", *flags) == 0
+    assert "--weight-decay 0.0 there, 0.01 here" in capsys.readouterr().out
+    assert load_checkpoint(tmp_path / "second" / "last.pt")["config"]["weight_decay"] == 0.01
+
+
 def test_init_from_refuses_what_cannot_start_the_run_before_making_its_folder(tmp_path, capsys):
     source, other = tmp_path / "source", tmp_path / "other"
     assert run(source, "--epochs", "1") == 0

@@ -320,10 +320,10 @@ def test_weight_decay_is_decoupled_and_zero_is_plain_adam():
         torch.optim.Adam(models[1].parameters(), lr=plain["lr"]),
     ]
     for step in range(3):
-        for model, optimizer in zip(models, optimizers, strict=True):
-            for index, p in enumerate(model.parameters()):
+        for network, adam in zip(models, optimizers, strict=True):
+            for index, p in enumerate(network.parameters()):
                 p.grad = torch.full_like(p, 0.1 * (step + index + 1))
-            optimizer.step()
+            adam.step()
     for a, b in zip(*(m.parameters() for m in models), strict=True):
         assert torch.equal(a, b)
 
@@ -438,7 +438,9 @@ def test_init_from_a_run_from_before_a_setting_names_the_value_it_trained_with(t
     flags = ("--epochs", "1", "--weight-decay", "0.01", "--init-from", str(first / "best.pt"))
     assert run(tmp_path / "second", *flags) == 0
     assert "--weight-decay 0.0 there, 0.01 here" in capsys.readouterr().out
-    assert load_checkpoint(tmp_path / "second" / "last.pt")["config"]["weight_decay"] == 0.01
+    last = load_checkpoint(tmp_path / "second" / "last.pt")
+    assert last["config"]["weight_decay"] == 0.01
+    assert last["optimizer"]["param_groups"][0]["weight_decay"] == 0.01  # it trained with it
 
 
 def test_init_from_refuses_what_cannot_start_the_run_before_making_its_folder(tmp_path, capsys):

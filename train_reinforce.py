@@ -74,6 +74,7 @@ TASK_RECIPES: dict[str, dict[str, Any]] = {
     "GlimpseTranslatedMNIST-v0": {"std": 0.17, "epochs": 300},
     "GlimpseClutteredMNIST-v0": {"std": 0.17, "epochs": 300},
     "GlimpseClutteredMNIST100-v0": {"std": 0.17, "epochs": 300},
+    "GlimpseFashionMNIST-v0": {"weight_decay": 0.05},
     "GlimpseCatch-v0": {
         "core": "lstm",
         "epochs": 100,

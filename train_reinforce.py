@@ -71,6 +71,7 @@ RESUMABLE_CHANGES = {
 #: Catch: the paper's LSTM core (section 4.2) and an entropy bonus on the moves.
 #: A flag given on the command line wins. Why these values: docs/recipe.md.
 TASK_RECIPES: dict[str, dict[str, Any]] = {
+    "GlimpseMNIST-v0": {"weight_decay": 0.05},
     "GlimpseTranslatedMNIST-v0": {"std": 0.17, "epochs": 300},
     "GlimpseClutteredMNIST-v0": {"std": 0.17, "epochs": 300},
     "GlimpseClutteredMNIST100-v0": {"std": 0.17, "epochs": 300},

@@ -233,7 +233,8 @@ def test_task_recipes_set_defaults_and_a_given_flag_wins():
     assert given.std == 0.05
     assert train_reinforce.parse_args([]).std == 0.1
     fashion = train_reinforce.parse_args(["--env", "GlimpseFashionMNIST-v0"])
-    assert (fashion.weight_decay, train_reinforce.parse_args([]).weight_decay) == (0.05, 0.0)
+    assert (fashion.weight_decay, train_reinforce.parse_args([]).weight_decay) == (0.05, 0.05)
+    assert translated.weight_decay == 0.0
 
 
 def test_flipped_bytes_in_a_weight_are_refused(tmp_path):
@@ -314,7 +315,9 @@ def test_weight_decay_is_decoupled_and_zero_is_plain_adam():
     optimizer.step()
     for old, new in zip(before, model.parameters(), strict=True):
         torch.testing.assert_close(new.detach(), old * (1 - 0.01 * 0.5), rtol=0, atol=0)
-    plain = train_reinforce.run_config(train_reinforce.parse_args(["--core-size", "8"]))
+    plain = train_reinforce.run_config(
+        train_reinforce.parse_args(["--core-size", "8", "--weight-decay", "0"])
+    )
     models = [train_reinforce.build_model(plain, torch.device("cpu")) for _ in range(2)]
     models[1].load_state_dict(models[0].state_dict())
     optimizers = [

@@ -244,7 +244,7 @@ class Args:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Args:
         """The settings of a saved run (a checkpoint's ``"config"``), mode flags off."""
-        saved = {**LEGACY_SETTINGS, **config, **{name: None for name in ("checkpoint",)}}
+        saved = {**trained_with(config), "checkpoint": None}
         saved.update({name: saved["env_kwargs"].get(name, 1 if name == "n_scales" else 2)
                       for name in RETINA})  # fmt: skip
         if is_game(saved["env"]):  # a game's length is its own
@@ -519,6 +519,11 @@ LEGACY_SETTINGS = {
 }  # fmt: skip
 
 
+def trained_with(saved: dict) -> dict:
+    """A saved run's settings, with ``LEGACY_SETTINGS`` for those it predates."""
+    return {**LEGACY_SETTINGS, **saved}
+
+
 def last_gain(history: list[dict]) -> int:
     """The epoch of the run's best validation among its own epochs (the first, on a tie; 0
     before any): ``--train-patience`` counts from it. It is ``best_epoch`` except after
@@ -541,7 +546,7 @@ def check_resumable(saved: dict, current: dict, path: pathlib.Path) -> None:
     Settings a checkpoint predates count with the values it was trained with
     (``LEGACY_SETTINGS``, ``RAMConfig``'s defaults for the model).
     """
-    saved = {**LEGACY_SETTINGS, **saved}
+    saved = trained_with(saved)
     saved["model"] = RAMConfig.from_dict(saved["model"]).to_dict() if "model" in saved else None
     for name in MODEL_FLAGS:  # a network setting the run predates as a flag: its model's
         if saved["model"] is not None and name not in saved:
@@ -615,7 +620,7 @@ def initial_weights(config: dict, path: pathlib.Path) -> tuple[dict[str, torch.T
         reason = str(error).splitlines()[0]
         raise CheckpointError(f"--init-from {source}: its weights do not fit: {reason}") from None
     print(f"initialising the network from {source}")
-    trained = {**LEGACY_SETTINGS, **saved}  # what a run from before a setting trained with
+    trained = trained_with(saved)
     differ = [
         f"--{name.replace('_', '-')} {trained[name]!r} there, {config[name]!r} here"
         for name in sorted(set(trained) & set(config) - BOOKKEEPING)

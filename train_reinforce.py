@@ -699,12 +699,15 @@ def test(args: Args, config: dict, device: torch.device, group: Group = SINGLE) 
     env = make_env(saved, "test", batch * args.M, device)
     indices = torch.arange(env.unwrapped.num_images, device=device)
     mine = group.shard(indices)
-    settings = {"M=1": (1, False), f"M={args.M}": (args.M, False), "mean policy": (1, True)}
-    errors = {}
-    for label, (samples, mean_policy) in settings.items():
-        correct = correct_answers(model, env, mine, samples, saved["std"], args.seed, mean_policy)
-        accuracy = float(group.sum_(correct)) / len(indices)
-        errors[label] = round(100.0 * (1.0 - accuracy), 3)
+    # One sampled pass scores M=1 (each image's episode m = 0) and M=--M; then the mean policy.
+    sampled = correct_answers(model, env, mine, args.M, saved["std"], args.seed)
+    mean = correct_answers(model, env, mine, 1, saved["std"], args.seed, mean_policy=True)
+    counts = group.sum_(torch.cat([sampled, mean[1:]])).tolist()
+    labels = ("M=1", f"M={args.M}", "mean policy")  # M=1 twice when --M 1: one entry
+    errors = {
+        label: round(100.0 * (1.0 - right / len(indices)), 3)
+        for label, right in zip(labels, counts, strict=True)
+    }
     if not group.is_main:
         return errors
     glimpses = saved["env_kwargs"]["n_glimpses"]

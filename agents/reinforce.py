@@ -334,8 +334,11 @@ def correct_answers(
     seed: int,
     mean_policy: bool = False,
 ) -> torch.Tensor:
-    """How many of the images ``indices`` ``evaluate`` answers right: an int64 scalar on
-    ``env.device`` (0 for no images), ready to be summed over processes."""
+    """How many of the images ``indices`` ``evaluate`` answers right, counted two ways in one
+    pass: int64 ``[2]`` on ``env.device`` (zeros for no images), ready to be summed over
+    processes. ``[0]`` scores each image by its episode ``m = 0`` alone (the ``M = 1`` score:
+    that episode is keyed as in a pass with ``samples=1``), ``[1]`` by the mean of its
+    ``samples`` episodes (``evaluate``); they are equal when ``samples`` is 1."""
     if env.num_envs % samples:
         raise ValueError(f"num_envs={env.num_envs} is not a multiple of samples={samples}")
     if mean_policy and samples != 1:
@@ -345,14 +348,14 @@ def correct_answers(
     env.reset(seed=seed)  # keys the start fixations of fixed canvases
     chunk = env.num_envs // samples
     sample_ids = torch.arange(samples, device=env.device).repeat_interleave(chunk)
-    correct = torch.zeros((), dtype=torch.int64, device=env.device)
+    correct = torch.zeros(2, dtype=torch.int64, device=env.device)
     for images, valid in index_sweep(indices, chunk):
         images = images.repeat(samples)
         keys = None if mean_policy else episode_key(images, sample_ids, seed)
         episodes = rollout(model, env, images, std, keys, samples=sample_ids)
-        probs = episodes.log_probs.exp().view(samples, chunk, -1).mean(dim=0)
-        predicted = probs.argmax(dim=-1)[:valid]
-        correct += (predicted == episodes.targets[:valid]).sum()
+        probs = episodes.log_probs.exp().view(samples, chunk, -1)
+        predicted = torch.stack([probs[0], probs.mean(dim=0)]).argmax(dim=-1)[:, :valid]
+        correct += (predicted == episodes.targets[:valid]).sum(dim=1)
     return correct
 
 
@@ -380,5 +383,5 @@ def evaluate(
     still round differently for another batch shape, by about 1e-7, which can flip an answer
     that sits exactly on a decision boundary.)
     """
-    correct = correct_answers(model, env, indices, samples, std, seed, mean_policy)
+    correct = correct_answers(model, env, indices, samples, std, seed, mean_policy)[1]
     return float(correct) / len(indices)

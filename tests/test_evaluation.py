@@ -7,7 +7,7 @@ import torch
 import ram_env
 import train_reinforce
 from agents.ram import RAM, RAMConfig
-from agents.reinforce import evaluate, rollout
+from agents.reinforce import correct_answers, evaluate, rollout
 from ram_env.canvas import episode_key
 
 TRANSLATED = {**ram_env.TASKS["GlimpseTranslatedMNIST-v0"], "canvas_size": 40, "n_glimpses": 3}
@@ -39,6 +39,20 @@ def test_score_is_the_same_for_every_batch_size_order_and_repeat(mean_policy, sa
             scores.add(evaluate(model, env, order, samples, 0.3, seed=5, mean_policy=mean_policy))
     assert len(scores) == 1
     assert 0.0 < scores.pop() < 1.0
+
+
+def test_one_sampled_pass_scores_m_1_as_its_own_pass_does():
+    """The M=1 score is each image's episode m = 0, which a pass with M episodes plays exactly
+    as a pass with 1 does: one pass gives both scores (a test plays M + 1 episodes per image,
+    not M + 2)."""
+    model, images = small_ram(2), torch.arange(96)
+    for samples in (1, 4):
+        first, mean = correct_answers(model, test_env(32 * samples), images, samples, 0.3, seed=5)
+        assert int(first) == round(96 * evaluate(model, test_env(32), images, 1, 0.3, seed=5))
+        assert int(mean) == round(
+            96 * evaluate(model, test_env(32 * samples), images, samples, 0.3, seed=5)
+        )
+        assert samples > 1 or first == mean
 
 
 def test_every_episode_sees_the_same_glimpses_whatever_the_layout():
@@ -123,7 +137,9 @@ def test_cli_test_applies_or_refuses_every_flag(tmp_path, capsys):
         assert named in err and "trained with" in err
     for flags in (["--M", "4", "--eval-batch-size", "16"], ["--eval-batch-size", "64"]):
         assert run(tmp_path, "--test", *flags) == 0
-        assert capsys.readouterr().out.splitlines()[-1] == plain.splitlines()[-1]  # mean policy
+        out = capsys.readouterr().out.splitlines()
+        assert out[-1] == plain.splitlines()[-1]  # mean policy
+        assert out[-3] == plain.splitlines()[-3]  # M=1: episode m = 0 of each image, any --M
 
 
 def test_an_evaluation_never_makes_more_envs_than_its_images(tmp_path, capsys, monkeypatch):

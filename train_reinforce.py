@@ -282,8 +282,12 @@ class Args:
                 f"--lr-patience {self.lr_patience}: a setting of --lr-schedule plateau, "
                 "which this run does not use (cosine)"
             )
-        if self.init_from is not None and not self.init_from.strip():
-            raise ValueError("--init-from must name a checkpoint file, e.g. runs/NAME/best.pt")
+        if self.resume and self.test:
+            raise ValueError("give --resume or --test, not both")
+        for name, what in PATH_FLAGS.items():
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                raise ValueError(f"--{name.replace('_', '-')} is empty: it must name {what}")
         if not 0 < self.valid_size < 1:
             raise ValueError(
                 "--valid-size must be in (0, 1): validation picks the best checkpoint, "
@@ -310,6 +314,14 @@ class Args:
             raise ValueError(f"{flags}: settings of the digit tasks, not of {self.env}")
 
 
+#: Settings that name a file or folder (``None``: the default one), and what they name.
+PATH_FLAGS = {
+    "init_from": "a checkpoint file, e.g. runs/NAME/best.pt",
+    "checkpoint": "the checkpoint file to test, e.g. runs/NAME/best.pt",
+    "run_name": "the run (its folder under runs/)",
+    "ckpt_dir": "the run's folder",
+    "log_dir": "the TensorBoard folder",
+}
 #: Integer settings that must be >= 1 (``None``, where allowed, means "the default").
 POSITIVE_INTS = (
     "glimpse_hidden", "location_hidden", "glimpse_features", "core_size", "policy_hidden",
@@ -344,6 +356,8 @@ def parse_args(argv: list[str] | None = None) -> Args:
     # --help shows the last layer's defaults (the task's, or the saved run's): not before.
     quiet = [arg for arg in argv if arg not in ("-h", "--help")]
     args = _cli(quiet, Args())
+    if args.resume and args.test:  # before either looks for the run's settings
+        _exit("give --resume or --test, not both")
     args = _cli(quiet, Args.for_task(args.env))  # the task decides the run folder's name
     saved = saved_config(args) if args.resume or args.test else None
     if saved is None:
@@ -357,9 +371,14 @@ def parse_args(argv: list[str] | None = None) -> Args:
     try:
         args.check()
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _exit(str(error))
     return args
+
+
+def _exit(message: str) -> None:
+    """Exit with status 2 and ``message``, as a bad command line does."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def saved_config(args: Args) -> dict[str, Any] | None:
@@ -469,7 +488,10 @@ def split_train_validation(
     if is_game(config["env"]):
         cut = num_images - VALIDATION_GAMES
         return range(0, cut), torch.arange(cut, num_images)
-    train, valid = holdout_split(num_images, config["valid_size"])
+    try:
+        train, valid = holdout_split(num_images, config["valid_size"])
+    except ValueError as error:
+        raise SettingsError(f"--valid-size {config['valid_size']}: {error}") from None
     if config["train_subset"] is not None:
         train = train[: config["train_subset"]]
     return train, valid
@@ -786,6 +808,8 @@ def train(config: dict, device: torch.device, group: Group = SINGLE) -> None:
     ckpt_dir, log_dir = pathlib.Path(config["ckpt_dir"]), pathlib.Path(config["log_dir"])
     last_path, best_path = ckpt_dir / "last.pt", ckpt_dir / "best.pt"
     earlier = [name for name in RUN_FILES if (ckpt_dir / name).exists()]
+    if config["resume"] and not last_path.is_file():  # before the run folder is made
+        raise CheckpointError(f"--resume: no checkpoint to continue, {last_path} does not exist")
     if earlier and not config["resume"]:
         raise CheckpointError(
             f"{ckpt_dir} holds another run ({', '.join(earlier)}): continue it with --resume, "

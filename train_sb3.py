@@ -22,7 +22,10 @@ model's ``--n-steps``, ``--batch-size``, ``--learning-rate``) is an error.
 
 ``--test`` scores a saved model on the whole fixed test split, each image exactly once, and
 prints the test error; the algorithm, task and env settings come from ``run.json`` beside the
-checkpoint unless given on the command line.
+checkpoint unless given on the command line (``--env-kwargs`` add to them); a training flag
+(``--timesteps``, ``--learning-rate``, ...) is refused, as it could not change the score.
+``--resume`` continues from the run's ``last.zip``, which it rewrites: from ``best.zip`` only
+once ``last.zip`` is moved away.
 """
 
 from __future__ import annotations
@@ -62,6 +65,12 @@ EnvId = Literal[ram_env.ENV_IDS]  # type: ignore[valid-type]
 #: A run folder's models, which a new run (without ``--resume``) must never overwrite. (A
 #: ``run.json`` alone is a run stopped before its first checkpoint: a new run may start there.)
 RUN_FILES = ("best.zip", "last.zip")
+#: What ``--test`` applies; every other setting is the training's, refused with ``--test``
+#: (the task and env settings come from run.json; ``--env-kwargs`` may add to them).
+TEST_FLAGS = {
+    "algo", "env", "env_kwargs", "grid", "device", "env_device", "seed", "threads", "eval_envs",
+    "verbose", "test", "trust_model",
+}  # fmt: skip
 
 
 class SettingsError(ValueError):
@@ -180,11 +189,16 @@ class Args:
             from agents.sb3 import check_env_kwargs
 
             try:
-                check_env_kwargs(self.env_kwargs)
-            except ValueError as error:
+                check_env_kwargs(self.env_kwargs, self.env)
+            except (TypeError, ValueError) as error:
                 raise ValueError(f"--env-kwargs: {error}") from None
         if self.resume and self.test:
             raise ValueError("give --resume or --test, not both")
+        for name in ("resume", "test", "save_dir", "run_name"):
+            value = getattr(self, name)
+            if value is not None and not value.strip():
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} is empty: it must name a {_NAMES[name]}")
         if self.learning_rate is not None:
             check_number("--learning-rate", self.learning_rate, 0)
         for flag, value, takers in (
@@ -230,16 +244,30 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
         stored = _read_run_json(path) if path else None
     except SettingsError:
         stored = None  # train/test report it
+    base = Args()
     if stored:
         known = {item.name for item in fields(Args)}
         saved = {key: stored[key] for key in (*RUN_KEYS, "seed", "n_envs") if key in stored}
-        base = replace(Args(), **{k: v for k, v in saved.items() if k in known})
+        base = replace(base, **{k: v for k, v in saved.items() if k in known})
         args = _cli(argv, replace(base, resume=args.resume, test=args.test))
     try:
         args.check()
     except ValueError as error:
         _exit(str(error))
+    if args.test:  # a training setting cannot change a test: refused, never ignored
+        given = [
+            item.name
+            for item in fields(Args)
+            if item.name not in TEST_FLAGS and getattr(args, item.name) != getattr(base, item.name)
+        ]
+        if given:
+            flags = ", ".join("--" + name.replace("_", "-") for name in given)
+            _exit(f"{flags}: training settings, which --test does not apply (drop them)")
     return args
+
+
+_NAMES = {"resume": "model zip (a run's last.zip)", "test": "model zip",
+          "save_dir": "folder", "run_name": "run folder"}  # fmt: skip
 
 
 def _exit(message: str) -> None:
@@ -516,6 +544,12 @@ def train(args: Args) -> float:
     if args.resume:
         run_dir = pathlib.Path(args.resume).parent
         run_name = run_dir.name
+        if pathlib.Path(args.resume).name != "last.zip" and (run_dir / "last.zip").exists():
+            raise SettingsError(
+                f"--resume {args.resume}: a resumed run writes {run_dir / 'last.zip'}, which "
+                "holds the run's latest model; resume from it, or move it away first to "
+                f"continue from {pathlib.Path(args.resume).name}"
+            )
     else:
         run_name = args.run_name or f"{env_id}-{algo}-s{settings['seed']}"
         run_dir = pathlib.Path(args.save_dir or DEFAULT_SAVE_DIR) / run_name

@@ -25,6 +25,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.envs.registration import load_env_creator
 from gymnasium.vector import AutoresetMode
 from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
@@ -38,6 +39,7 @@ from ram_env.canvas import episode_key, hash_uniform
 from ram_env.catch import MOVES, VALIDATION_GAMES
 from ram_env.core import NUM_CLASSES, check_int
 from ram_env.datasets import holdout_split
+from ram_env.env import check_render_mode
 from ram_env.vector import index_sweep
 from ram_env.wrappers import DiscreteGlimpseVectorActions, make_discrete_vec
 
@@ -306,16 +308,27 @@ ADAPTER_SETTINGS = {
 }
 
 
-def check_env_kwargs(env_kwargs: dict[str, Any]) -> None:
+def check_env_kwargs(env_kwargs: dict[str, Any], env_id: str | None = None) -> None:
     """``ValueError`` naming every key of ``env_kwargs`` that the SB3 adapter sets itself
     (``ADAPTER_SETTINGS``) and how to set it instead; the one check of ``make_sb3_vec_env``
-    and ``train_sb3.py --env-kwargs``."""
+    and ``train_sb3.py --env-kwargs``.
+
+    With ``env_id`` the task's vector env also checks the arguments as it would when made
+    (its config and render mode), so a bad value is refused before a run starts: ``TypeError``
+    for an unknown keyword (Python's wording, as the env raises it), ``ValueError`` for a bad
+    value."""
     reserved = [key for key in ADAPTER_SETTINGS if key in env_kwargs]
     if reserved:
         raise ValueError(
             "env kwargs may not set what the SB3 adapter sets: "
             + "; ".join(f"{key!r} ({ADAPTER_SETTINGS[key]})" for key in reserved)
         )
+    if env_id is not None:
+        spec = gym.spec(env_id)
+        vector_env = load_env_creator(spec.vector_entry_point)
+        kwargs = {**spec.kwargs, **env_kwargs}
+        check_render_mode(kwargs.pop("render_mode", None), vector_env.metadata)
+        vector_env._make_config(kwargs)
 
 
 def make_sb3_vec_env(

@@ -38,7 +38,7 @@ from ram_env.core import (
     resolve_device,
 )
 from ram_env.datasets import check_choice
-from ram_env.env import OneEpisode, check_render_mode
+from ram_env.env import OneEpisode, check_render_mode, checked_choice, checked_location
 from ram_env.sensor import glimpse_from_integral, integral_image
 from ram_env.vector import (
     GlimpseVectorEnv,
@@ -262,7 +262,7 @@ class CatchCore(EpisodeBatch):
         column = torch.where(low, -column, torch.where(high, 2 * (side - 1) - column, column))
         self.ball_vx = torch.where(low | high, -self.ball_vx, self.ball_vx)
         self.ball_col = column
-        self.fixations = locations.to(torch.float32).clamp(-1.0, 1.0)
+        self.fixations = locations.detach().to(torch.float32).clamp(-1.0, 1.0)
         terminated = self.steps >= config.n_glimpses
         ball = self.ball_column()
         caught = (ball >= self.paddle) & (ball < self.paddle + config.paddle_width)
@@ -302,8 +302,9 @@ class CatchVectorEnv(GlimpseVectorEnv):
 
     metadata = {**GlimpseVectorEnv.metadata, "render_fps": 8}
 
-    def _make_config(self, kwargs: dict[str, Any]) -> CatchConfig:
-        return CatchConfig.from_kwargs(kwargs, f"{type(self).__name__}.__init__()")
+    @classmethod
+    def _make_config(cls, kwargs: dict[str, Any]) -> CatchConfig:
+        return CatchConfig.from_kwargs(kwargs, f"{cls.__name__}.__init__()")
 
     def _make_core(self, num_envs: int) -> CatchCore:
         return CatchCore(self.config, num_envs, self.device)
@@ -361,18 +362,7 @@ class CatchEnv(OneEpisode, gym.Env[dict[str, np.ndarray], dict[str, Any]]):
     ) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         super().reset(seed=seed)
         self.core.seed(seed, self.np_random)
-        options = dict(options or {})
-        index, sample = options.pop("index", None), options.pop("sample", 0)
-        if options:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(options)}; known: ['index', 'sample']"
-            )
-        indices = None
-        if index is not None:
-            indices = torch.tensor(
-                [check_int("options['index']", index, 0, self.core.num_images - 1)]
-            )
-        self.core.reset(indices=indices, samples=check_int("options['sample']", sample, low=0))
+        self._reset_core(options)
         self._finished = False
         self._path = [self.core.fixations[0].cpu().numpy().copy()]
         return self._observation(), {}
@@ -386,21 +376,11 @@ class CatchEnv(OneEpisode, gym.Env[dict[str, np.ndarray], dict[str, Any]]):
             raise ValueError(
                 f"action must be a dict with keys 'location' and 'move', got {action!r}"
             )
-        location = np.asarray(action["location"])
-        if location.dtype.kind not in "fiu" or location.shape != (2,):
-            raise ValueError(
-                f"action['location'] must be 2 real numbers, got {action['location']!r}"
-            )
-        if not np.isfinite(location).all():
-            raise ValueError(f"action['location'] must be finite, got {location}")
-        move = action["move"]
-        if isinstance(move, np.ndarray) and move.shape == ():
-            move = move.item()
-        move = check_int("action['move']", move, 0, MOVES - 1)
+        location = checked_location(action["location"])
+        move = checked_choice(action["move"], "move", MOVES)
         device = self.core.device
         reward, terminated = self.core.step(
-            torch.as_tensor(np.clip(location, -1, 1), dtype=torch.float32, device=device)[None],
-            torch.tensor([move], device=device),
+            torch.as_tensor(location, device=device)[None], torch.tensor([move], device=device)
         )
         self._finished = bool(terminated[0])
         info: dict[str, Any] = {}

@@ -171,16 +171,29 @@ def check_int(name: str, value: object, low: int | None = None, high: int | None
     return int(value)
 
 
+#: The largest float32: rates and weights become float32 tensors, so beyond it they are inf.
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def check_number(name: str, value: object, low: float, inclusive: bool = False) -> float:
     """``value`` as a float if it is a finite real number (not a bool) above ``low`` (or equal
-    to it when ``inclusive``), else ``ValueError`` naming ``name``: the one check of rates and
-    weights (``inf`` and ``nan`` are refused; they would only fail later, mid-run)."""
+    to it when ``inclusive``) and finite as a float32 (at most ``FLOAT32_MAX``, about 3.4e38),
+    else ``ValueError`` naming ``name``: the one check of rates and weights (``inf``, ``nan``
+    and float32 overflows are refused; they would only fail later, mid-run)."""
     real = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(
         value, (bool, np.bool_)
     )
-    if not (real and math.isfinite(value) and (value > low or (inclusive and value == low))):
+    if not (
+        real
+        and math.isfinite(value)
+        and abs(value) <= FLOAT32_MAX
+        and (value > low or (inclusive and value == low))
+    ):
         bound = f">= {low:g}" if inclusive else f"> {low:g}"
-        raise ValueError(f"{name} must be a finite number {bound}, got {value!r}")
+        raise ValueError(
+            f"{name} must be a finite number {bound} (a float32: at most {FLOAT32_MAX:.4g}), "
+            f"got {value!r}"
+        )
     return float(value)
 
 
@@ -312,6 +325,7 @@ class EpisodeBatch:
         dtype = samples.dtype
         if dtype.is_floating_point or dtype.is_complex or dtype == torch.bool:
             raise ValueError(f"samples must be integers, got dtype {samples.dtype}")
+        samples = _comparable(samples)
         if check_range and samples.numel() and int(samples.min()) < 0:
             raise ValueError(f"samples must be >= 0, got {samples.min().item()}")
         return samples
@@ -321,12 +335,23 @@ class EpisodeBatch:
             raise ValueError(f"indices must have shape ({count},), got {tuple(indices.shape)}")
         if indices.dtype.is_floating_point or indices.dtype == torch.bool:
             raise ValueError(f"indices must be integers, got dtype {indices.dtype}")
+        indices = _comparable(indices)
         bad = ((indices < 0) | (indices >= self.num_images)).nonzero().squeeze(1)
         if bad.numel():
             raise ValueError(
                 f"image indices out of range [0, {self.num_images}) at positions "
                 f"{bad.tolist()[:10]}: {indices[bad].tolist()[:10]}"
             )
+
+
+#: Integer dtypes that torch stores but cannot compare or reduce (``lt``, ``min``) on a CPU.
+_UNSIGNED = (torch.uint16, torch.uint32, torch.uint64)
+
+
+def _comparable(values: torch.Tensor) -> torch.Tensor:
+    """Integer ``values`` in a dtype that torch compares: int64 for its wide unsigned types
+    (numpy's ``uint64`` indices; one past ``2**63 - 1`` wraps negative, out of every range)."""
+    return values.long() if values.dtype in _UNSIGNED else values
 
 
 class GlimpseCore(EpisodeBatch):
@@ -498,6 +523,6 @@ class GlimpseCore(EpisodeBatch):
         scored = terminated if answer is None else answer
         reward = (scored & (labels == self.targets)).float()
         if not self._unchanged_fixations(locations):
-            self.fixations = locations.to(torch.float32).clamp(-1.0, 1.0)
+            self.fixations = locations.detach().to(torch.float32).clamp(-1.0, 1.0)
             self.glimpses = self._sense(self.integral, self.fixations)
         return reward, terminated

@@ -54,6 +54,24 @@ class OneEpisode:
         seen so far are ``episode_steps + 1``, at most ``n_glimpses``."""
         return int(self.core.steps[0])
 
+    def _reset_core(self, options: dict[str, Any] | None) -> None:
+        """Start the core's episode as the reset ``options`` say: ``{"index": i}`` (an int in
+        ``[0, num_images)``) and ``{"sample": m}`` (an int in ``[0, 2**63)``, default 0);
+        ``ValueError`` naming an unknown option or a bad value."""
+        options = dict(options or {})
+        index, sample = options.pop("index", None), options.pop("sample", 0)
+        if options:
+            raise ValueError(
+                f"unknown reset option(s) {sorted(options)}; known: ['index', 'sample']"
+            )
+        indices = None
+        if index is not None:
+            indices = torch.tensor(
+                [check_int("options['index']", index, 0, self.core.num_images - 1)]
+            )
+        sample = check_int("options['sample']", sample, 0, 2**63 - 1)
+        self.core.reset(indices=indices, samples=sample)
+
     def _observation(self) -> dict[str, np.ndarray]:
         return {
             "glimpse": _to_numpy(self.core.glimpses[0]),
@@ -152,19 +170,7 @@ class GlimpseEnv(OneEpisode, gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         one fixed image (it keys the start fixation on fixed canvases)."""
         super().reset(seed=seed)
         self.core.seed(seed, self.np_random)
-        options = dict(options or {})
-        index = options.pop("index", None)
-        sample = options.pop("sample", 0)
-        if options:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(options)}; known: ['index', 'sample']"
-            )
-        indices = None
-        if index is not None:
-            index = check_int("options['index']", index, 0, self.core.num_images - 1)
-            indices = torch.tensor([index])
-        sample = check_int("options['sample']", sample, low=0)
-        self.core.reset(indices=indices, samples=sample)
+        self._reset_core(options)
         self._finished = False
         self._path = [_to_numpy(self.core.fixations[0])]
         self._answer = None
@@ -231,26 +237,45 @@ class GlimpseEnv(OneEpisode, gym.Env[dict[str, np.ndarray], dict[str, Any]]):
         answer = action.get("answer")
         if answer is not None and not isinstance(answer, (bool, np.bool_)):
             raise ValueError(f"action['answer'] must be a bool, got {answer!r}")
-        location = action["location"]
-        if isinstance(location, torch.Tensor):
-            location = location.detach().cpu().numpy()
-        location = np.asarray(location)
-        if location.dtype.kind not in "fiu":  # not bool, complex, str, bytes or object
-            raise ValueError(
-                f"action['location'] must hold real numbers, got dtype {location.dtype}: "
-                f"{action['location']!r}"
-            )
-        if location.shape != (2,):
-            raise ValueError(f"action['location'] must have shape (2,), got {location.shape}")
-        location = location.astype(np.float64)
-        if not np.isfinite(location).all():
-            raise ValueError(f"action['location'] must be finite, got {location}")
-        location = np.clip(location, -1.0, 1.0).astype(np.float32)  # huge values: the border
-        label = action["label"]
-        if isinstance(label, np.ndarray) and label.shape == ():
-            label = label.item()
-        label = check_int("action['label']", label, 0, NUM_CLASSES - 1)
+        location = checked_location(action["location"])
+        label = checked_choice(action["label"], "label", NUM_CLASSES)
         return location, label, None if answer is None else bool(answer)
+
+
+def _host(value: Any) -> Any:
+    """A torch tensor as a numpy array (detached, on the CPU; bfloat16, which numpy lacks, as
+    float32); anything else as it is."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        return (value.float() if value.dtype == torch.bfloat16 else value).numpy()
+    return value
+
+
+def checked_location(value: Any) -> np.ndarray:
+    """A single env's ``action["location"]`` (a sequence, numpy array or torch tensor of 2
+    real numbers) as float32 ``(2,)`` clipped to ``[-1, 1]``; ``ValueError`` naming what is
+    wrong otherwise (not real numbers, another shape, inf or nan). The one check of the
+    numpy faces (``GlimpseEnv``, ``ram_env.catch.CatchEnv``)."""
+    location = np.asarray(_host(value))
+    if location.dtype.kind not in "fiu":  # not bool, complex, str, bytes or object
+        raise ValueError(
+            f"action['location'] must hold real numbers, got dtype {location.dtype}: {value!r}"
+        )
+    if location.shape != (2,):
+        raise ValueError(f"action['location'] must have shape (2,), got {location.shape}")
+    location = location.astype(np.float64)
+    if not np.isfinite(location).all():
+        raise ValueError(f"action['location'] must be finite, got {location}")
+    return np.clip(location, -1.0, 1.0).astype(np.float32)  # huge values: the border
+
+
+def checked_choice(value: Any, name: str, high: int) -> int:
+    """A single env's discrete ``action[name]`` (an int, or a 0-d numpy array or torch tensor
+    of one) as an int in ``[0, high)``; ``ValueError`` naming ``name`` otherwise."""
+    value = _host(value)
+    if isinstance(value, np.ndarray) and value.shape == ():
+        value = value.item()
+    return check_int(f"action[{name!r}]", value, 0, high - 1)
 
 
 def _to_numpy(tensor: torch.Tensor) -> np.ndarray:

@@ -108,8 +108,12 @@ class GlimpseVectorEnv(VectorEnv):
 
     # --- the task: what a subclass on the same pattern (ram_env.catch) replaces -------------
 
-    def _make_config(self, kwargs: dict[str, Any]) -> Any:
-        return GlimpseConfig.from_kwargs(kwargs, f"{type(self).__name__}.__init__()")
+    @classmethod
+    def _make_config(cls, kwargs: dict[str, Any]) -> Any:
+        """The task's config from ``make``'s keyword arguments (``TypeError`` for an unknown
+        one, ``ValueError`` for a bad value); a classmethod, so that a caller can check
+        arguments before it builds anything (``agents.sb3.check_env_kwargs``)."""
+        return GlimpseConfig.from_kwargs(kwargs, f"{cls.__name__}.__init__()")
 
     def _make_core(self, num_envs: int) -> Any:
         return GlimpseCore(self.config, num_envs, self.device)
@@ -254,7 +258,7 @@ class GlimpseVectorEnv(VectorEnv):
         squares and glimpse, without the path or labels (``ram_env.render.vector_frames``; the
         single env's frames have both). Drawing costs host time per sub-env: render a few.
         ``render_grid`` gives one picture of the first few. ``None`` (with a warning) without a
-        ``render_mode``.
+        ``render_mode``; ``RuntimeError`` before the first ``reset()``.
         """
         from ram_env.render import vector_frames  # lazy: drawing is not needed to step
 
@@ -277,6 +281,8 @@ class GlimpseVectorEnv(VectorEnv):
 
             logger.warn('render() was called without a render_mode; use render_mode="rgb_array"')
             return False
+        if self._needs_reset:  # as step(): there is no episode to draw yet
+            raise RuntimeError("render() called before reset(): call reset() first")
         return True
 
     @property

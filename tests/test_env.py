@@ -304,3 +304,36 @@ def test_seeds_and_indices_out_of_range_are_range_errors():
             "GlimpseMNIST-v0", num_envs=2, vectorization_mode="vector_entry_point",
             validate_actions="no",  # a non-empty string is truthy: it would have checked
         )  # fmt: skip
+
+
+@pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseCatch-v0"])
+def test_both_numpy_faces_take_torch_actions_as_they_take_numpy_ones(env_id):
+    """A torch location (any float dtype, bfloat16 too, or one that requires grad) and a 0-d
+    torch choice act as their numpy values do, in ``GlimpseEnv`` and ``CatchEnv`` alike."""
+    choice = "label" if env_id in ram_env.TASKS else "move"
+    weight = torch.zeros(2, requires_grad=True)
+    torch_actions = [
+        {"location": torch.tensor([0.25, -0.5], dtype=torch.bfloat16), choice: torch.tensor(1)},
+        {"location": torch.tanh(weight + 0.5), choice: torch.tensor(2, dtype=torch.int32)},
+    ]
+    numpy_actions = [
+        {"location": np.array([0.25, -0.5]), choice: 1},
+        {"location": np.tanh(np.full(2, 0.5)), choice: 2},
+    ]
+    traces = [play(gym.make(env_id), 3, actions) for actions in (torch_actions, numpy_actions)]
+    for (obs_t, *rest_t), (obs_n, *rest_n) in zip(traces[0][1:], traces[1][1:], strict=True):
+        np.testing.assert_array_equal(obs_t["location"], obs_n["location"])
+        np.testing.assert_array_equal(obs_t["glimpse"], obs_n["glimpse"])
+        assert rest_t[:3] == rest_n[:3]
+    env = gym.make(env_id)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=rf"action\['{choice}'\] must be an integer"):
+        env.step({"location": [0.0, 0.0], choice: torch.tensor([1, 2])})
+
+
+@pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseCatch-v0"])
+def test_a_sample_option_past_int64_is_named(env_id):
+    env = gym.make(env_id)
+    with pytest.raises(ValueError, match=r"options\['sample'\] must be an integer"):
+        env.reset(seed=0, options={"sample": 2**63})
+    env.reset(seed=0, options={"sample": 2**63 - 1})

@@ -310,7 +310,8 @@ def test_evaluation_of_a_recurrent_model_is_deterministic():
 
 
 def test_cli_train_resume_then_test(tmp_path, capsys):
-    common = ["--n-envs", "4", "--threads", "1", "--device", "cpu", "--eval-envs", "64"]
+    tested = ["--threads", "1", "--device", "cpu", "--eval-envs", "64"]  # --test's settings
+    common = ["--n-envs", "4", *tested]
     train_args = [
         *common,
         "--timesteps", "256",
@@ -336,7 +337,7 @@ def test_cli_train_resume_then_test(tmp_path, capsys):
     assert train_sb3.main([*resume, "--n-steps", "32", "--log-dir", ""]) == 0
     assert json.loads((run_dir / "run.json").read_text())["timesteps"] >= 384
 
-    assert train_sb3.main([*common, "--test", str(run_dir / "best.zip")]) == 0
+    assert train_sb3.main([*tested, "--test", str(run_dir / "best.zip")]) == 0
     out = capsys.readouterr().out
     assert "test error" in out and f"/{len(load_split('mnist', 'test')[1])} right" in out
     assert set(json.loads((run_dir / "run.json").read_text())["model_sha256"]) == {
@@ -349,35 +350,45 @@ def test_cli_train_resume_then_test(tmp_path, capsys):
         (["--algo", "ppo"], "trained with --algo 'recurrent-ppo'"),
         (["--grid", "5"], "trained with --grid 4"),
     ):
-        assert train_sb3.main([*common, "--test", best, *flags]) == 2
+        assert train_sb3.main([*tested, "--test", best, *flags]) == 2
         assert named in capsys.readouterr().err
-    assert train_sb3.main([*common, "--test", best, "--env-kwargs", '{"n_glimpses": 3}']) == 0
+    assert train_sb3.main([*tested, "--test", best, "--env-kwargs", '{"n_glimpses": 3}']) == 0
     assert "{'n_glimpses': 3} (trained with {'n_glimpses': 4})" in capsys.readouterr().out
+    # Training settings cannot change a test: refused by name, never silently ignored.
+    with pytest.raises(SystemExit) as exited:
+        train_sb3.main([*tested, "--test", best, "--learning-rate", "0.5", "--timesteps", "3"])
+    assert exited.value.code == 2
+    assert "--timesteps, --learning-rate: training settings" in capsys.readouterr().err
+    # Resuming from best.zip would overwrite last.zip, the run's latest model: refused.
+    latest = (run_dir / "last.zip").read_bytes()
+    assert train_sb3.main([*common, "--resume", best]) == 2
+    assert "holds the run's latest model" in capsys.readouterr().err
+    assert (run_dir / "last.zip").read_bytes() == latest
     ram_checkpoint = tmp_path / "ram.pt"
     torch.save({"model": {}}, ram_checkpoint)
-    assert train_sb3.main([*common, "--test", str(ram_checkpoint)]) == 2
+    assert train_sb3.main([*tested, "--test", str(ram_checkpoint)]) == 2
     assert "is not an SB3 model zip" in capsys.readouterr().err
     truncated = run_dir / "truncated.zip"
     truncated.write_bytes((run_dir / "best.zip").read_bytes()[:-200])
-    assert train_sb3.main([*common, "--test", str(truncated), "--trust-model"]) == 2
+    assert train_sb3.main([*tested, "--test", str(truncated), "--trust-model"]) == 2
     assert str(truncated) in capsys.readouterr().err
 
     # A zip ram-env did not write (here: one whose pickle runs a command) is never loaded.
     marker = tmp_path / "pwned"
     evil = run_dir / "best.zip"
     evil.write_bytes(_zip_with_code(evil.read_bytes(), marker))
-    assert train_sb3.main([*common, "--test", str(evil)]) == 2
+    assert train_sb3.main([*tested, "--test", str(evil)]) == 2
     err = capsys.readouterr().err
     assert "refusing to load" in err and "--trust-model" in err and "run code" in err
     assert not marker.exists()
     (run_dir / "run.json").write_text("{broken")
-    assert train_sb3.main([*common, "--test", str(run_dir / "last.zip")]) == 2
+    assert train_sb3.main([*tested, "--test", str(run_dir / "last.zip")]) == 2
     assert "not a readable run.json" in capsys.readouterr().err
     (run_dir / "run.json").unlink()
-    assert train_sb3.main([*common, "--test", str(run_dir / "last.zip")]) == 2
+    assert train_sb3.main([*tested, "--test", str(run_dir / "last.zip")]) == 2
     assert "no run.json beside it" in capsys.readouterr().err
     assert train_sb3.main([*common, "--resume", str(run_dir / "last.zip")]) == 2
-    assert train_sb3.main([*common, "--test", str(tmp_path / "nothing.zip")]) == 2
+    assert train_sb3.main([*tested, "--test", str(tmp_path / "nothing.zip")]) == 2
     assert "no model at" in capsys.readouterr().err
 
 
@@ -425,6 +436,14 @@ def test_cli_rejects_bad_arguments():
         (["--algo", "a2c", "--batch-size", "7"], "--batch-size"),  # A2C has no minibatch
         (["--env-kwargs", '{"device": "cpu"}'], "--env-device"),  # the adapter's own settings
         (["--env-kwargs", '{"autoreset_mode": "NextStep"}'], "autoreset_mode"),
+        # The env's own check of its arguments, before any run folder is made.
+        (["--env-kwargs", '{"n_glimpses": 0}'], "n_glimpses must be an integer >= 1"),
+        (["--env-kwargs", '{"render_mode": "human"}'], "render_mode must be one of"),
+        (["--env", "GlimpseCatch-v0", "--env-kwargs", '{"frameskip": 1}'], "'frameskip'"),
+        # An empty path names nothing (an unset shell variable): never "not given".
+        (["--test", ""], "--test is empty"),
+        (["--resume", ""], "--resume is empty"),
+        (["--run-name", " "], "--run-name is empty"),
     ],
 )
 def test_flags_that_cannot_apply_are_refused_by_name(flags, named, capsys):
@@ -703,6 +722,9 @@ def test_sb3_render_and_video_recorder(tmp_path):
     from stable_baselines3.common.vec_env import VecVideoRecorder
 
     vec = make_sb3_vec_env(ENV_ID, 4, 4, seed=0, render_mode="rgb_array")
+    with pytest.raises(RuntimeError, match="before reset"):  # no episode to draw yet
+        vec.get_images()
+    vec.reset()
     frames = vec.get_images()
     assert len(frames) == 4 and all(f.dtype == np.uint8 and f.shape[2] == 3 for f in frames)
     assert vec.render().shape[0] > frames[0].shape[0]  # SB3 tiles the 4 frames

@@ -139,6 +139,7 @@ def test_refuses_to_overwrite_resume_a_mismatch_or_load_a_corrupt_file(tmp_path,
     assert "corrupt" in capsys.readouterr().err
     assert run(tmp_path / "empty", "--resume") == 2
     assert "no checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "empty").exists()  # a failed resume makes no folder
 
 
 def test_atomic_save_keeps_the_last_good_checkpoint_when_writing_fails(tmp_path, monkeypatch):
@@ -198,6 +199,16 @@ def test_unsafe_or_foreign_files_are_refused(tmp_path):
         (["--weight-decay", "-0.1"], "--weight-decay"),
         (["--checkpoint", "runs/other/best.pt"], "--checkpoint"),  # only --test scores another
         (["--lr-patience", "5"], "--lr-patience"),  # the cosine schedule never reads it
+        # Finite in Python, inf as the float32 tensors they become: refused, not NaN mid-run.
+        (["--std", "1e39"], "--std"),
+        (["--lr", "1e39"], "--lr"),
+        (["--reinforce-weight", "1e39"], "--reinforce-weight"),
+        # An empty path names nothing (an unset shell variable), never "the default".
+        (["--test", "--checkpoint", ""], "--checkpoint is empty"),
+        (["--run-name", ""], "--run-name is empty"),
+        (["--ckpt-dir", " "], "--ckpt-dir is empty"),
+        (["--log-dir", ""], "--log-dir is empty"),
+        (["--test", "--resume"], "give --resume or --test, not both"),
     ],
 )
 def test_bad_flags_are_refused_by_name(flags, named, capsys):
@@ -396,6 +407,8 @@ def test_too_few_training_images_for_the_run_are_refused_before_its_folder(tmp_p
     assert "--train-subset 600: only 461 training images" in capsys.readouterr().err
     assert run(tmp_path / "c", "--valid-size", "0.95") == 2  # the subset of 96 is not there
     assert "--train-subset 96: only 26 training images" in capsys.readouterr().err
+    assert run(tmp_path / "d", "--valid-size", "0.9995") == 2  # holds out every image
+    assert "--valid-size 0.9995: holding out 512 of 512 images" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
 
 

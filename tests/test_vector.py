@@ -6,7 +6,7 @@ import pytest
 import torch
 from gymnasium.vector import AutoresetMode
 
-import ram_env  # noqa: F401  (registers the ids)
+import ram_env  # registers the ids; its TASKS name the tasks
 from ram_env.datasets import load_split
 from ram_env.sensor import glimpse
 from ram_env.vector import GlimpseVectorEnv, index_sweep
@@ -444,3 +444,44 @@ def test_integer_locations_are_taken_as_the_single_env_takes_them():
     single_obs, *_ = single.step({"location": np.array([1, -1]), "label": 0})
     assert obs["location"].dtype == torch.float32 and obs["location"].tolist() == [[1.0, -1.0]]
     np.testing.assert_array_equal(single_obs["glimpse"], obs["glimpse"][0].numpy())
+
+
+@pytest.mark.parametrize("env_id", ["GlimpseMNIST-v0", "GlimpseCatch-v0"])
+def test_observations_hold_no_autograd_graph_of_the_actions(env_id):
+    """A location computed with gradients (an agent's ``tanh(mu)``) enters the env as data:
+    the observation it returns is detached, so the caller's graph is theirs alone (a second
+    ``backward`` through it works, as with ``GlimpseEnv``'s numpy observations)."""
+    envs = gym.make_vec(env_id, num_envs=2, vectorization_mode="vector_entry_point")
+    choice = "label" if env_id in ram_env.TASKS else "move"
+    obs, _ = envs.reset(seed=0)
+    weight = torch.zeros(2, requires_grad=True)
+    for _ in range(2):
+        location = torch.tanh(obs["location"] + weight)
+        obs, *_ = envs.step({"location": location, choice: torch.zeros(2, dtype=torch.long)})
+        assert obs["location"].grad_fn is None and not obs["location"].requires_grad
+        (location**2).sum().backward()  # the caller's own graph, freed each time
+    assert weight.grad is not None
+
+
+def test_unsigned_indices_and_samples_are_taken_as_integers():
+    envs = gym.make_vec("GlimpseMNIST-v0", num_envs=2, vectorization_mode="vector_entry_point")
+    options = {"indices": np.array([5, 6], np.uint64), "samples": np.array([1, 2], np.uint32)}
+    envs.reset(seed=0, options=options)
+    signed = gym.make_vec("GlimpseMNIST-v0", num_envs=2, vectorization_mode="vector_entry_point")
+    signed.reset(seed=0, options={"indices": [5, 6], "samples": [1, 2]})
+    assert envs.unwrapped.image_indices.tolist() == [5, 6]
+    torch.testing.assert_close(envs.unwrapped.glimpses, signed.unwrapped.glimpses)
+    with pytest.raises(ValueError, match="out of range"):
+        envs.reset(options={"indices": np.array([5, 2**64 - 1], np.uint64)})
+
+
+def test_rendering_before_any_reset_is_an_error():
+    envs = gym.make_vec(
+        "GlimpseMNIST-v0", num_envs=2, vectorization_mode="vector_entry_point",
+        render_mode="rgb_array",
+    )  # fmt: skip
+    for render in (envs.render, envs.unwrapped.render_grid):
+        with pytest.raises(RuntimeError, match="before reset"):
+            render()
+    envs.reset(seed=0)
+    assert len(envs.render()) == 2

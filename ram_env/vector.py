@@ -258,7 +258,8 @@ class GlimpseVectorEnv(VectorEnv):
         squares and glimpse, without the path or labels (``ram_env.render.vector_frames``; the
         single env's frames have both). Drawing costs host time per sub-env: render a few.
         ``render_grid`` gives one picture of the first few. ``None`` (with a warning) without a
-        ``render_mode``; ``RuntimeError`` before the first ``reset()``.
+        ``render_mode``. Before the first ``reset()`` the frames show blank canvases at the
+        centre (SB3's ``VecVideoRecorder`` renders once when it is made).
         """
         from ram_env.render import vector_frames  # lazy: drawing is not needed to step
 
@@ -281,8 +282,6 @@ class GlimpseVectorEnv(VectorEnv):
 
             logger.warn('render() was called without a render_mode; use render_mode="rgb_array"')
             return False
-        if self._needs_reset:  # as step(): there is no episode to draw yet
-            raise RuntimeError("render() called before reset(): call reset() first")
         return True
 
     @property

@@ -473,15 +473,3 @@ def test_unsigned_indices_and_samples_are_taken_as_integers():
     torch.testing.assert_close(envs.unwrapped.glimpses, signed.unwrapped.glimpses)
     with pytest.raises(ValueError, match="out of range"):
         envs.reset(options={"indices": np.array([5, 2**64 - 1], np.uint64)})
-
-
-def test_rendering_before_any_reset_is_an_error():
-    envs = gym.make_vec(
-        "GlimpseMNIST-v0", num_envs=2, vectorization_mode="vector_entry_point",
-        render_mode="rgb_array",
-    )  # fmt: skip
-    for render in (envs.render, envs.unwrapped.render_grid):
-        with pytest.raises(RuntimeError, match="before reset"):
-            render()
-    envs.reset(seed=0)
-    assert len(envs.render()) == 2

@@ -356,8 +356,6 @@ def parse_args(argv: list[str] | None = None) -> Args:
     # --help shows the last layer's defaults (the task's, or the saved run's): not before.
     quiet = [arg for arg in argv if arg not in ("-h", "--help")]
     args = _cli(quiet, Args())
-    if args.resume and args.test:  # before either looks for the run's settings
-        _exit("give --resume or --test, not both")
     args = _cli(quiet, Args.for_task(args.env))  # the task decides the run folder's name
     saved = saved_config(args) if args.resume or args.test else None
     if saved is None:
@@ -371,14 +369,9 @@ def parse_args(argv: list[str] | None = None) -> Args:
     try:
         args.check()
     except ValueError as error:
-        _exit(str(error))
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
     return args
-
-
-def _exit(message: str) -> None:
-    """Exit with status 2 and ``message``, as a bad command line does."""
-    print(f"error: {message}", file=sys.stderr)
-    raise SystemExit(2)
 
 
 def saved_config(args: Args) -> dict[str, Any] | None:

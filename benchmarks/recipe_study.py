@@ -45,10 +45,9 @@ ROWS: dict[str, list[str]] = {
     "lstm-std0.1-k2": ["--core", "lstm", "--std", "0.1", "--samples-per-image", "2"],
     "lstm-b256": ["--core", "lstm", "--batch-size", "256", "--lr", "2e-3"],
     "what256": ["--glimpse-hidden", "256"],
-    "wide": [
-        "--glimpse-hidden", "256", "--location-hidden", "256", "--glimpse-features", "512",
-        "--core-size", "512",
-    ],
+    "wide": (
+        "--glimpse-hidden 256 --location-hidden 256 --glimpse-features 512 --core-size 512"
+    ).split(),
 }
 
 

@@ -55,7 +55,7 @@ from agents.game import evaluate_game, train_games
 from agents.ram import RAM, RAMConfig
 from agents.reinforce import Shards, compile_step, correct_answers, evaluate, train_epoch
 from ram_env.catch import MOVES, NUM_TEST_GAMES, VALIDATION_GAMES, CatchConfig
-from ram_env.core import NUM_CLASSES, GlimpseConfig, check_int, check_number
+from ram_env.core import NUM_CLASSES, GlimpseConfig, check_int, check_number, check_path
 from ram_env.datasets import PIXEL_STATS, holdout_split, load_split
 from ram_env.render import save_figures
 from ram_env.vector import GlimpseVectorEnv
@@ -285,9 +285,7 @@ class Args:
         if self.resume and self.test:
             raise ValueError("give --resume or --test, not both")
         for name, what in PATH_FLAGS.items():
-            value = getattr(self, name)
-            if value is not None and not value.strip():
-                raise ValueError(f"--{name.replace('_', '-')} is empty: it must name {what}")
+            check_path(f"--{name.replace('_', '-')}", getattr(self, name), what)
         if not 0 < self.valid_size < 1:
             raise ValueError(
                 "--valid-size must be in (0, 1): validation picks the best checkpoint, "

@@ -65,6 +65,11 @@ EnvId = Literal[ram_env.ENV_IDS]  # type: ignore[valid-type]
 #: A run folder's models, which a new run (without ``--resume``) must never overwrite. (A
 #: ``run.json`` alone is a run stopped before its first checkpoint: a new run may start there.)
 RUN_FILES = ("best.zip", "last.zip")
+#: Settings that name a file or folder (``None``: the default one), and what they name.
+PATH_FLAGS = {
+    "resume": "a model zip (a run's last.zip)", "test": "a model zip", "save_dir": "a folder",
+    "run_name": "a run folder",
+}  # fmt: skip
 #: What ``--test`` applies; every other setting is the training's, refused with ``--test``
 #: (the task and env settings come from run.json; ``--env-kwargs`` may add to them).
 TEST_FLAGS = {
@@ -164,7 +169,7 @@ class Args:
 
     def check(self) -> None:
         """Raise ``ValueError`` naming the first bad setting."""
-        from ram_env.core import check_int, check_number
+        from ram_env.core import check_int, check_number, check_path
         from ram_env.wrappers import check_grid
 
         for name in ("timesteps", "n_envs", "eval_envs", "val_size", "n_steps", "batch_size"):
@@ -194,11 +199,8 @@ class Args:
                 raise ValueError(f"--env-kwargs: {error}") from None
         if self.resume and self.test:
             raise ValueError("give --resume or --test, not both")
-        for name in ("resume", "test", "save_dir", "run_name"):
-            value = getattr(self, name)
-            if value is not None and not value.strip():
-                flag = "--" + name.replace("_", "-")
-                raise ValueError(f"{flag} is empty: it must name a {_NAMES[name]}")
+        for name, what in PATH_FLAGS.items():
+            check_path(f"--{name.replace('_', '-')}", getattr(self, name), what)
         if self.learning_rate is not None:
             check_number("--learning-rate", self.learning_rate, 0)
         for flag, value, takers in (
@@ -264,10 +266,6 @@ def parse_args(argv: Sequence[str] | None = None) -> Args:
             flags = ", ".join("--" + name.replace("_", "-") for name in given)
             _exit(f"{flags}: training settings, which --test does not apply (drop them)")
     return args
-
-
-_NAMES = {"resume": "model zip (a run's last.zip)", "test": "model zip",
-          "save_dir": "folder", "run_name": "run folder"}  # fmt: skip
 
 
 def _exit(message: str) -> None:

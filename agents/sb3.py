@@ -328,7 +328,7 @@ def check_env_kwargs(env_kwargs: dict[str, Any], env_id: str | None = None) -> N
         vector_env = load_env_creator(spec.vector_entry_point)
         kwargs = {**spec.kwargs, **env_kwargs}
         check_render_mode(kwargs.pop("render_mode", None), vector_env.metadata)
-        vector_env._make_config(kwargs)
+        vector_env.make_config(kwargs)
 
 
 def make_sb3_vec_env(

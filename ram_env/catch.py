@@ -303,7 +303,7 @@ class CatchVectorEnv(GlimpseVectorEnv):
     metadata = {**GlimpseVectorEnv.metadata, "render_fps": 8}
 
     @classmethod
-    def _make_config(cls, kwargs: dict[str, Any]) -> CatchConfig:
+    def make_config(cls, kwargs: dict[str, Any]) -> CatchConfig:
         return CatchConfig.from_kwargs(kwargs, f"{cls.__name__}.__init__()")
 
     def _make_core(self, num_envs: int) -> CatchCore:

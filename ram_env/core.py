@@ -197,6 +197,14 @@ def check_number(name: str, value: object, low: float, inclusive: bool = False) 
     return float(value)
 
 
+def check_path(name: str, value: str | None, what: str) -> None:
+    """``ValueError`` if ``value`` (a path setting; ``None`` means its default) is empty or
+    blank: an empty path (an unset shell variable) names nothing, never "the default". The one
+    check of the trainers' path flags; ``what`` says what the flag must name."""
+    if value is not None and not value.strip():
+        raise ValueError(f"{name} is empty: it must name {what}")
+
+
 def check_flag(name: str, value: object, allow_none: bool = False) -> None:
     """``ValueError`` naming ``name`` unless ``value`` is a bool (``numpy.bool_`` too), or
     ``None`` where allowed: ``1`` or ``0.0`` are not flags (``1 in (True, False)`` is true in

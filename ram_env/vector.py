@@ -88,7 +88,7 @@ class GlimpseVectorEnv(VectorEnv):
     ) -> None:
         check_render_mode(render_mode, self.metadata)
         autoreset_mode = _autoreset_mode(autoreset_mode)
-        self.config = self._make_config(config)
+        self.config = self.make_config(config)
         if max_episode_steps is not None and max_episode_steps < self.config.n_glimpses:
             raise ValueError(
                 f"episodes last exactly n_glimpses={self.config.n_glimpses} steps; "
@@ -109,7 +109,7 @@ class GlimpseVectorEnv(VectorEnv):
     # --- the task: what a subclass on the same pattern (ram_env.catch) replaces -------------
 
     @classmethod
-    def _make_config(cls, kwargs: dict[str, Any]) -> Any:
+    def make_config(cls, kwargs: dict[str, Any]) -> Any:
         """The task's config from ``make``'s keyword arguments (``TypeError`` for an unknown
         one, ``ValueError`` for a bad value); a classmethod, so that a caller can check
         arguments before it builds anything (``agents.sb3.check_env_kwargs``)."""

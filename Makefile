@@ -22,7 +22,7 @@ bench: $(INSTALLED)
 
 $(INSTALLED): setup.cfg pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet -c constraints.txt -e ".[sb3,dev]"
+	$(PY) -m pip install --quiet -c constraints.txt -e ".[sb3,fast,dev]"
 	touch $@
 
 clean:

@@ -39,7 +39,7 @@ from ram_env.core import (
 )
 from ram_env.datasets import check_choice
 from ram_env.env import OneEpisode, check_render_mode, checked_choice, checked_location
-from ram_env.sensor import glimpse_from_integral, integral_image
+from ram_env.sensor import glimpse_from_integral, integral_image, table_dtype
 from ram_env.vector import (
     GlimpseVectorEnv,
     _as_tensor,
@@ -180,7 +180,8 @@ class CatchCore(EpisodeBatch):
         self.ball_vx = torch.zeros(n, device=device)
         self.paddle = torch.zeros(n, dtype=torch.int64, device=device)
         self.canvases = torch.zeros(n, side, side, dtype=torch.uint8, device=device)
-        self.integral = integral_image(self.canvases)
+        dtype = table_dtype(torch.uint8, config.n_scales, config.scale_factor, device)
+        self.integral = integral_image(self.canvases, dtype=dtype)
         self.fixations = torch.zeros(n, 2, device=device)
         self.glimpses = torch.zeros(n, *config.glimpse_shape, device=device)
         self.steps = torch.zeros(n, dtype=torch.int64, device=device)
@@ -282,7 +283,7 @@ class CatchCore(EpisodeBatch):
         columns = self.paddle[:, None] + torch.arange(config.paddle_width, device=self.device)
         screens[rows[:, None], side - 1, columns] = 255
         self.canvases = screens
-        self.integral = integral_image(screens, out=self.integral)
+        self.integral = integral_image(screens, out=self.integral, dtype=self.integral.dtype)
         self.glimpses = glimpse_from_integral(
             self.integral, self.fixations, config.patch_size, config.n_scales, config.scale_factor
         )

@@ -23,7 +23,7 @@ import torch
 
 from ram_env.canvas import CanvasSpec, episode_key, fixed_key, hash_unit, make_canvases
 from ram_env.datasets import DATASET_NAMES, NUM_CLASSES, SPLITS, check_choice, load_split
-from ram_env.sensor import glimpse_from_integral, integral_image
+from ram_env.sensor import glimpse_from_integral, integral_image, table_dtype
 
 __all__ = [
     "NUM_CLASSES",
@@ -366,7 +366,8 @@ class GlimpseCore(EpisodeBatch):
     """``num_episodes`` glimpse episodes on one device, stepped together.
 
     State (all on ``device``): ``canvases`` uint8 ``[N, H, W]`` and their summed-area tables
-    ``integral`` int32 ``[N, H + 1, W + 1]`` (built once per episode, read by every glimpse),
+    ``integral`` int16 or int32 ``[N, H + 1, W + 1]`` (``table_dtype``; built once per episode,
+    read by every glimpse),
     ``targets`` int64 ``[N]`` (true classes), ``image_indices`` int64 ``[N]``, ``fixations``
     float32 ``[N, 2]``, ``glimpses`` float32 ``[N, k, g, g]``, ``steps`` int64 ``[N]`` (steps
     taken in the current episode).
@@ -388,7 +389,8 @@ class GlimpseCore(EpisodeBatch):
         height, width = config.canvas_shape
         n = num_episodes
         self.canvases = torch.zeros(n, height, width, dtype=torch.uint8, device=device)
-        self.integral = integral_image(self.canvases)
+        dtype = table_dtype(torch.uint8, config.n_scales, config.scale_factor, device)
+        self.integral = integral_image(self.canvases, dtype=dtype)
         self.targets = torch.zeros(n, dtype=torch.int64, device=device)
         self.image_indices = torch.zeros(n, dtype=torch.int64, device=device)
         self.fixations = torch.zeros(n, 2, device=device)
@@ -483,14 +485,15 @@ class GlimpseCore(EpisodeBatch):
         else:
             fixations = torch.rand(count, 2, generator=self.generator, device=self.device) * 2 - 1
         if rows is None:
-            integral = integral_image(canvases, out=self.integral)  # the table is ours alone
+            # The table is ours alone: rebuilt in place.
+            integral = integral_image(canvases, out=self.integral, dtype=self.integral.dtype)
             self.canvases, self.image_indices, self.fixations = canvases, indices, fixations
             self.targets = self.labels.index_select(0, indices)
             self.steps = torch.zeros_like(self.steps)
             self.uniform_steps = 0
             self.glimpses = self._sense(integral, fixations)
         else:
-            integral = integral_image(canvases)
+            integral = integral_image(canvases, dtype=self.integral.dtype)
             self.canvases[rows] = canvases
             self.integral[rows] = integral
             self.image_indices[rows] = indices

@@ -19,15 +19,28 @@ area, and a block sum is four reads of the canvas's summed-area table (integral 
 ``integral_image``). So a glimpse costs ``k * (g + 1)**2`` reads whatever the scales' sides
 (a 96 x 96 square costs what the 12 x 12 fovea costs), the table is built once per canvas (the
 core keeps it for the whole episode), and the sums are exact integers for uint8 canvases.
+
+The table is int32 for uint8 canvases, or int16 where every block of the retina holds at most
+128 pixels (``table_dtype``): the int16 sums wrap modulo 2**16, but a block sum, under 2**15,
+comes out exact, and the table is half the bytes (fewer cache lines a glimpse).
+
+On a CPU, with numba installed (the ``fast`` extra, which ``make`` installs), the table and the
+glimpse are each one compiled loop (``_cpu_kernels``) instead of a dozen PyTorch ops that each
+pay a dispatch and a pass over memory. Both paths give the same values bit for bit (the same
+sums, the same order of float operations); other devices, and tables that need a gradient,
+take the PyTorch ops.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib.util
+import types
 
+import numpy as np
 import torch
 
-__all__ = ["glimpse", "glimpse_from_integral", "integral_image", "square_origin"]
+__all__ = ["glimpse", "glimpse_from_integral", "integral_image", "square_origin", "table_dtype"]
 
 
 def square_origin(
@@ -61,24 +74,63 @@ def _origins(fixations: torch.Tensor, half: torch.Tensor, shift: torch.Tensor) -
     return (((fixations + 1.0) * half)[:, None, :] - shift).floor_().long()
 
 
-def integral_image(canvases: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
+def table_dtype(
+    canvas_dtype: torch.dtype,
+    n_scales: int = 1,
+    scale_factor: int = 2,
+    device: torch.device | str = "cpu",
+) -> torch.dtype:
+    """The dtype of the summed-area tables that ``integral_image`` builds for a retina.
+
+    float64 for float canvases. For uint8 canvases on a CPU, int16 when the largest block,
+    ``scale_factor**(n_scales - 1)`` squared pixels, sums to under 2**15 (at most 128 pixels:
+    4 scales of factor 2 have blocks of 64), else int32; int32 on other devices (int16 was
+    measured and tested on CPUs only).
+    """
+    if canvas_dtype.is_floating_point:
+        return torch.float64
+    largest_block = (scale_factor ** (n_scales - 1)) ** 2
+    small = 255 * largest_block < 2**15 and torch.device(device).type == "cpu"
+    return torch.int16 if small else torch.int32
+
+
+def integral_image(
+    canvases: torch.Tensor, out: torch.Tensor | None = None, dtype: torch.dtype | None = None
+) -> torch.Tensor:
     """Summed-area tables of canvases: ``out[b, r, c] = canvases[b, :r, :c].sum()``.
 
     Args:
         canvases: ``[B, H, W]``, uint8 (0-255) or float32 intensities in ``[0, 1]``.
         out: optional contiguous tensor of the result's shape and dtype to write into (a
             buffer kept across episodes saves a fresh allocation's page faults on a CPU).
+        dtype: for uint8 canvases, torch.int32 (the default: exact for canvases of up to 8
+            million pixels) or torch.int16 (the sums modulo 2**16, which give exact block sums
+            of up to 128 pixels: see ``table_dtype``); float canvases always give float64.
 
     Returns:
-        ``[B, H + 1, W + 1]`` (a zero first row and column): int32 for uint8 canvases (exact
-        for canvases of up to 8 million pixels), float64 for float canvases.
+        ``[B, H + 1, W + 1]`` of ``dtype`` (a zero first row and column).
+
+    Raises:
+        ValueError: ``dtype`` is not one of those, or ``out`` has the wrong shape or dtype.
     """
     batch, height, width = canvases.shape
-    dtype = torch.int32 if canvases.dtype == torch.uint8 else torch.float64
+    if canvases.dtype.is_floating_point:
+        allowed = (torch.float64,)
+    else:
+        allowed = (torch.int32, torch.int16)
+    dtype = allowed[0] if dtype is None else dtype
+    if dtype not in allowed:
+        raise ValueError(
+            f"dtype must be one of {allowed} for {canvases.dtype} canvases, got {dtype}"
+        )
     shape = (batch, height + 1, width + 1)
     table = torch.empty(shape, dtype=dtype, device=canvases.device) if out is None else out
     if table.shape != shape or table.dtype != dtype or not table.is_contiguous():
         raise ValueError(f"out must be a contiguous {dtype} tensor of shape {shape}")
+    kernels = _cpu_kernels() if table.device.type == "cpu" else None
+    if kernels is not None and canvases.dtype == torch.uint8:
+        kernels.integral(canvases.numpy(), table.numpy())
+        return table
     table[:, 0, :] = 0
     table[:, 1:, 0] = 0
     table[:, 1:, 1:] = canvases
@@ -104,22 +156,39 @@ def glimpse_from_integral(
     """The glimpse of ``glimpse`` read from precomputed ``integral_image`` tables.
 
     Args:
-        integral: ``[B, H + 1, W + 1]`` from ``integral_image`` (int32 means uint8 canvases,
-            read as ``value / 255``).
+        integral: ``[B, H + 1, W + 1]`` from ``integral_image`` (an integer table means uint8
+            canvases, read as ``value / 255``).
         fixations, patch_size, n_scales, scale_factor: as for ``glimpse``.
 
     Returns:
         float32 ``[B, k, g, g]`` of intensities in ``[0, 1]``; scale 0 is the fovea.
+
+    Raises:
+        ValueError: an int16 table with blocks too large for it (see ``table_dtype``).
     """
     batch, rows_plus, cols_plus = integral.shape
     height, width = rows_plus - 1, cols_plus - 1
-    peak = 255.0 if integral.dtype == torch.int32 else 1.0
-    half, shift, steps, limit, norm = _retina_constants(
+    peak = 1.0 if integral.dtype.is_floating_point else 255.0
+    wrap = integral.dtype == torch.int16
+    if wrap and 255 * (scale_factor ** (n_scales - 1)) ** 2 >= 2**15:
+        raise ValueError(
+            f"an int16 table holds block sums of up to 128 pixels, and {n_scales} scales of "
+            f"factor {scale_factor} have blocks of {(scale_factor ** (n_scales - 1)) ** 2}: "
+            "build the table with integral_image(..., dtype=table_dtype(...))"
+        )
+    half, shift, factors, steps, limit, norm = _retina_constants(
         patch_size, n_scales, scale_factor, peak, height, width, integral.device
     )
+    origins = _origins(fixations, half, shift)  # [B, k, 2 (col, row)]
+    kernels = _cpu_kernels() if integral.device.type == "cpu" else None
+    if kernels is not None and integral.dtype in _TABLE_DTYPES and not integral.requires_grad:
+        out = torch.empty(batch, n_scales, patch_size, patch_size)
+        tables, scales = integral.numpy(), norm.view(-1).numpy()
+        kernels.glimpse(tables, origins.numpy(), factors.numpy(), scales, wrap, out.numpy())
+        return out
     # Block (a, b) of scale i spans rows [r0 + a f, r0 + (a + 1) f) with f = s**i; clamping its
     # corners to the canvas drops exactly the outside pixels, which read as 0.
-    corners = (_origins(fixations, half, shift)[..., None] + steps).clamp_(min=0)
+    corners = (origins[..., None] + steps).clamp_(min=0)
     corners = torch.minimum(corners, limit, out=corners)  # [B, k, 2 (col, row), g + 1]
     index = corners[:, :, 1, :, None] * cols_plus + corners[:, :, 0, None, :]  # [B, k, g+1, g+1]
     side = patch_size + 1
@@ -128,6 +197,63 @@ def glimpse_from_integral(
     corners = corners.view(batch, n_scales, side, side)
     sums = corners.diff(dim=3).diff(dim=2)  # S[a+1,b+1] - S[a,b+1] - S[a+1,b] + S[a,b]
     return sums.to(torch.float32).mul_(norm)
+
+
+_TABLE_DTYPES = (torch.int16, torch.int32, torch.float64)  # what integral_image builds
+
+
+@functools.cache
+def _cpu_kernels() -> types.SimpleNamespace | None:
+    """The compiled CPU loops ``integral`` and ``glimpse``, or ``None`` without numba."""
+    if importlib.util.find_spec("numba") is None:
+        return None
+    import numba
+
+    @numba.njit(cache=True, nogil=True)
+    def integral(canvases, out):  # pragma: no cover (compiled)
+        """``out`` ``[B, H + 1, W + 1]`` (int16 or int32, written in place): the tables of
+        uint8 ``canvases`` ``[B, H, W]``, row by row (each row the one above plus its own
+        running sum; int16 wraps as PyTorch's ops do)."""
+        batch, height, width = canvases.shape
+        for b in range(batch):
+            out[b, 0, :] = 0
+            for r in range(height):
+                above, row, pixels = out[b, r], out[b, r + 1], canvases[b, r]
+                row[0] = 0
+                running = 0
+                for c in range(width):
+                    running += pixels[c]
+                    row[c + 1] = above[c + 1] + running
+
+    @numba.njit(cache=True, nogil=True)
+    def glimpse(table, origins, factors, norm, wrap, out):  # pragma: no cover (compiled)
+        """``out[b, i, a, c]`` (float32 ``[B, k, g, g]``, written in place): the mean of block
+        ``(a, c)`` of scale ``i``, as the PyTorch path computes it (corners clamped to the
+        canvas, the differences along a row, then between rows, float32 times ``norm[i]``).
+        ``table`` ``[B, H + 1, W + 1]``, ``origins`` int64 ``[B, k, 2]`` (column, row of each
+        scale's square), ``factors`` int64 ``[k]`` (``s**i``), ``norm`` float32 ``[k]``,
+        ``wrap``: the table is int16 (a block sum is its difference modulo 2**16)."""
+        batch, n_scales, patch, _ = out.shape
+        height, width = table.shape[1] - 1, table.shape[2] - 1
+        rows = np.empty(patch + 1, np.int64)
+        cols = np.empty(patch + 1, np.int64)
+        for b in range(batch):
+            for i in range(n_scales):
+                for a in range(patch + 1):
+                    rows[a] = min(max(origins[b, i, 1] + a * factors[i], 0), height)
+                    cols[a] = min(max(origins[b, i, 0] + a * factors[i], 0), width)
+                for a in range(patch):
+                    top, bottom = table[b, rows[a]], table[b, rows[a + 1]]
+                    left_top, left_bottom = top[cols[0]], bottom[cols[0]]
+                    for c in range(patch):
+                        right_top, right_bottom = top[cols[c + 1]], bottom[cols[c + 1]]
+                        block = (right_bottom - left_bottom) - (right_top - left_top)
+                        if wrap:
+                            block = np.int16(block)
+                        out[b, i, a, c] = np.float32(block) * norm[i]
+                        left_top, left_bottom = right_top, right_bottom
+
+    return types.SimpleNamespace(integral=integral, glimpse=glimpse)
 
 
 @functools.lru_cache(maxsize=64)
@@ -143,8 +269,9 @@ def _retina_constants(
     """Tensors a glimpse needs that depend on the retina and canvas only (built once per
     device), so that a glimpse is a handful of batched ops.
 
-    Returns ``(half [2], shift [k, 1], steps [k, 1, g + 1], limit [2, 1], norm [k, 1, 1])``:
-    ``[W / 2, H / 2]``; each scale's ``side / 2 - 0.5``; the corner offsets ``a * s**i``;
+    Returns ``(half [2], shift [k, 1], factors [k], steps [k, 1, g + 1], limit [2, 1],
+    norm [k, 1, 1])``: ``[W / 2, H / 2]``; each scale's ``side / 2 - 0.5``; ``s**i``; the corner
+    offsets ``a * s**i``;
     ``[W, H]`` (the last corner); ``1 / (peak * s**(2 i))`` (a block sum to a mean intensity).
     """
     factors = torch.tensor([scale_factor**scale for scale in range(n_scales)], device=device)
@@ -153,7 +280,7 @@ def _retina_constants(
     steps = torch.arange(patch_size + 1, device=device)[None, :] * factors[:, None]
     limit = torch.tensor([width, height], device=device)[:, None]
     norm = (1.0 / (peak * (factors * factors).to(torch.float32)))[:, None, None]
-    return half, (sides / 2 - 0.5)[:, None], steps[:, None, :], limit, norm
+    return half, (sides / 2 - 0.5)[:, None], factors, steps[:, None, :], limit, norm
 
 
 def glimpse(
@@ -180,6 +307,6 @@ def glimpse(
     Returns:
         float32 tensor ``[B, k, g, g]`` of intensities in ``[0, 1]``; scale 0 is the fovea.
     """
-    return glimpse_from_integral(
-        integral_image(canvases), fixations, patch_size, n_scales, scale_factor
-    )
+    dtype = table_dtype(canvases.dtype, n_scales, scale_factor, canvases.device)
+    integral = integral_image(canvases, dtype=dtype)
+    return glimpse_from_integral(integral, fixations, patch_size, n_scales, scale_factor)

@@ -6,7 +6,19 @@ import numpy as np
 import pytest
 import torch
 
-from ram_env.sensor import glimpse, glimpse_from_integral, integral_image
+from ram_env import sensor
+from ram_env.sensor import glimpse, glimpse_from_integral, integral_image, table_dtype
+
+
+@pytest.fixture(params=["kernels", "torch ops"])
+def sensor_path(request, monkeypatch):
+    """Run a test on both paths of the sensor: numba's compiled CPU loops (the ``fast`` extra,
+    which the dev install includes) and the PyTorch ops that every other device takes."""
+    if request.param == "torch ops":
+        monkeypatch.setattr(sensor, "_cpu_kernels", lambda: None)
+    else:
+        assert sensor._cpu_kernels() is not None, "numba is missing: pip install -e '.[fast]'"
+    return request.param
 
 
 def reference_glimpse(canvas, fixation, patch_size, n_scales, scale_factor):
@@ -43,7 +55,9 @@ def reference_glimpse(canvas, fixation, patch_size, n_scales, scale_factor):
         (7, 9, 4, 1, 1),
     ],
 )
-def test_matches_reference_on_random_inputs(height, width, patch_size, n_scales, scale_factor):
+def test_matches_reference_on_random_inputs(
+    height, width, patch_size, n_scales, scale_factor, sensor_path
+):
     rng = np.random.default_rng(height * 1000 + width)
     batch = 12
     canvases = rng.integers(0, 256, size=(batch, height, width), dtype=np.uint8)
@@ -61,7 +75,7 @@ def test_matches_reference_on_random_inputs(height, width, patch_size, n_scales,
         np.testing.assert_allclose(got[b].numpy(), want, atol=1e-5)
 
 
-def test_uint8_and_float_canvases_agree():
+def test_uint8_and_float_canvases_agree(sensor_path):
     rng = np.random.default_rng(0)
     canvases = rng.integers(0, 256, size=(5, 30, 30), dtype=np.uint8)
     fixations = torch.from_numpy(rng.uniform(-1, 1, size=(5, 2)).astype(np.float32))
@@ -85,14 +99,12 @@ def test_convention_centre_and_top_left():
     assert corner[4:, 4:].eq(1).all() and corner[:4].eq(0).all() and corner[:, :4].eq(0).all()
 
 
-def test_far_outside_reads_zero():
+def test_far_outside_reads_zero(sensor_path):
     patch = glimpse(torch.ones(2, 28, 28), torch.tensor([[5.0, 0.0], [0.0, -7.0]]), 8, 2, 2)
     assert patch.abs().sum() == 0
 
 
-def test_integral_image_and_reading_from_it():
-    from ram_env.sensor import glimpse_from_integral, integral_image
-
+def test_integral_image_and_reading_from_it(sensor_path):
     rng = np.random.default_rng(1)
     canvases = torch.from_numpy(rng.integers(0, 256, size=(3, 9, 7), dtype=np.uint8))
     table = integral_image(canvases)
@@ -115,7 +127,7 @@ def test_integral_image_and_reading_from_it():
 
 
 @pytest.mark.parametrize("dtype", [torch.uint8, torch.float32])
-def test_integral_image_of_a_large_batch_takes_the_row_path_with_the_same_sums(dtype):
+def test_integral_image_of_a_large_batch_takes_the_row_path_with_the_same_sums(dtype, sensor_path):
     """On a CPU, 2**18 pixels or more take the row-by-row prefix (see ``integral_image``)."""
     generator = torch.Generator().manual_seed(4)
     canvases = torch.randint(0, 256, (27, 100, 100), dtype=torch.uint8, generator=generator)
@@ -129,7 +141,7 @@ def test_integral_image_of_a_large_batch_takes_the_row_path_with_the_same_sums(d
     torch.testing.assert_close(table, want, rtol=0, atol=1e-9)
 
 
-def test_glimpse_from_integral_reads_a_strided_table_as_its_contiguous_copy():
+def test_glimpse_from_integral_reads_a_strided_table_as_its_contiguous_copy(sensor_path):
     canvases = torch.randint(
         0, 256, (6, 30, 30), dtype=torch.uint8, generator=torch.Generator().manual_seed(3)
     )
@@ -137,3 +149,71 @@ def test_glimpse_from_integral_reads_a_strided_table_as_its_contiguous_copy():
     fixations = torch.tensor([[0.1, -0.3], [0.9, 0.9], [-1.0, 0.2]])
     strided = glimpse_from_integral(tables, fixations, 6, 3, 2)
     assert torch.equal(strided, glimpse(canvases[::2], fixations, 6, 3, 2))
+
+
+def test_table_dtype_is_int16_where_every_block_sum_fits():
+    assert table_dtype(torch.uint8, 4, 2) == torch.int16  # blocks of 64 pixels: under 2**15 / 255
+    assert table_dtype(torch.uint8, 3, 3) == torch.int16  # 81 pixels
+    assert table_dtype(torch.uint8, 5, 2) == torch.int32  # 256 pixels: 65,280 needs 17 bits
+    assert table_dtype(torch.uint8, 2, 12) == torch.int32  # 144 pixels
+    assert table_dtype(torch.uint8, 4, 2, "meta") == torch.int32  # int16 on CPUs only
+    assert table_dtype(torch.float32, 1, 2) == torch.float64
+
+
+@pytest.mark.parametrize(("n_scales", "scale_factor"), [(4, 2), (3, 3), (1, 1)])
+def test_an_int16_table_gives_the_int32_tables_glimpses_bit_for_bit(
+    n_scales, scale_factor, sensor_path
+):
+    """The int16 sums wrap modulo 2**16 (the full-canvas sums of white 100x100 canvases do),
+    yet every block sum comes out exact."""
+    generator = torch.Generator().manual_seed(5)
+    canvases = torch.randint(0, 256, (9, 100, 100), dtype=torch.uint8, generator=generator)
+    canvases[0] = 255
+    narrow = integral_image(canvases, dtype=torch.int16)
+    wide = integral_image(canvases)
+    assert narrow.dtype == torch.int16 and wide.dtype == torch.int32
+    assert torch.equal(narrow, wide.to(torch.int16))  # the sums modulo 2**16, wrapped
+    assert wide[0, -1, -1] == 255 * 100 * 100  # far past int16
+    fixations = torch.rand(9, 2, generator=generator) * 2.6 - 1.3
+    fixations[1:4] = torch.tensor([[-1.0, -1.0], [1.0, 1.0], [0.0, 0.0]])
+    got = glimpse_from_integral(narrow, fixations, 12, n_scales, scale_factor)
+    assert torch.equal(got, glimpse_from_integral(wide, fixations, 12, n_scales, scale_factor))
+    assert got[0].max() == 1.0  # the white canvas's blocks inside it: 255 * area, exactly
+
+
+def test_the_compiled_loops_and_the_torch_ops_agree_bit_for_bit(monkeypatch):
+    """Random canvases of odd sizes, fixations far outside, every table dtype, strided tables."""
+    generator = torch.Generator().manual_seed(6)
+    kernels = sensor._cpu_kernels()
+    assert kernels is not None, "numba is missing: pip install -e '.[fast]'"
+    cases = [(28, 28, 8, 1, 2), (100, 100, 12, 4, 2), (17, 23, 5, 3, 3), (33, 9, 4, 5, 2)]
+    for height, width, patch_size, n_scales, scale_factor in cases:
+        pixels = torch.randint(0, 256, (10, height, width), dtype=torch.uint8, generator=generator)
+        fixations = torch.rand(10, 2, generator=generator) * 4 - 2
+        for canvases in (pixels, pixels.float() / 255, pixels[::2], pixels.transpose(1, 2)):
+            fix = fixations[: len(canvases)]
+            dtypes = [torch.float64] if canvases.is_floating_point() else [torch.int32]
+            if table_dtype(canvases.dtype, n_scales, scale_factor) == torch.int16:
+                dtypes.append(torch.int16)
+            for dtype in dtypes:
+                compiled_table = integral_image(canvases, dtype=dtype)
+                compiled = glimpse_from_integral(
+                    compiled_table, fix, patch_size, n_scales, scale_factor
+                )
+                with monkeypatch.context() as patch:
+                    patch.setattr(sensor, "_cpu_kernels", lambda: None)
+                    table = integral_image(canvases, dtype=dtype)
+                    ops = glimpse_from_integral(table, fix, patch_size, n_scales, scale_factor)
+                assert torch.equal(compiled_table, table)
+                assert torch.equal(compiled, ops), (height, width, dtype)
+
+
+def test_tables_refuse_a_dtype_that_cannot_hold_their_sums():
+    canvases = torch.zeros(2, 10, 10, dtype=torch.uint8)
+    with pytest.raises(ValueError, match=r"dtype must be one of .*int32.*int16.* for torch\.uint8"):
+        integral_image(canvases, dtype=torch.int64)
+    with pytest.raises(ValueError, match=r"dtype must be one of .*float64.* for torch\.float32"):
+        integral_image(canvases.float(), dtype=torch.int16)
+    narrow = integral_image(canvases, dtype=torch.int16)
+    with pytest.raises(ValueError, match=r"int16 table holds block sums of up to 128 pixels"):
+        glimpse_from_integral(narrow, torch.zeros(2, 2), 4, 5, 2)  # blocks of 256 pixels

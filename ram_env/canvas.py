@@ -22,6 +22,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ram_env import kernels as cpu
+
 __all__ = [
     "FIXED_CANVAS_SEED",
     "CanvasSpec",
@@ -176,7 +178,8 @@ def make_canvases(
     One batched op per kind of work, whatever the number of clutter pieces: the digit is
     scattered onto zero canvases, then every piece of every canvas is cut with one gather and
     max-composited with one ``scatter_reduce`` (``amax``; max compositing does not depend on
-    the order of the pieces).
+    the order of the pieces). On a CPU with numba, one compiled loop does the same
+    (``ram_env.kernels``), bit for bit.
 
     Args:
         images: uint8 ``[N, S, S]``, the whole split, on the target device.
@@ -187,6 +190,9 @@ def make_canvases(
 
     Returns:
         uint8 ``[B, H, W]`` on ``images.device``.
+
+    Raises:
+        IndexError: an index outside ``[0, N)``.
     """
     num_images, size, _ = images.shape
     height, width = spec.height, spec.width
@@ -204,6 +210,15 @@ def make_canvases(
     else:
         rows = torch.full((batch,), (height - size) // 2, device=device)
         cols = torch.full((batch,), (width - size) // 2, device=device)
+    kernels = cpu.compiled() if device.type == "cpu" else None
+    if kernels is not None and images.dtype == torch.uint8:
+        if batch and not 0 <= int(indices.min()) <= int(indices.max()) < num_images:
+            raise IndexError(f"image indices must lie in [0, {num_images})")  # as index_select
+        pieces = draws[:, 2:].reshape(batch, count, 5) if count else indices.new_zeros(batch, 0, 5)
+        canvas = torch.empty(batch, height, width, dtype=torch.uint8)
+        arrays = [t.contiguous().numpy() for t in (images, indices, rows, cols, pieces)]
+        kernels.compose(*arrays, side, canvas.numpy())
+        return canvas
     canvas = torch.zeros(batch, height * width, dtype=torch.uint8, device=device)
     digit = (rows * width + cols)[:, None] + _square_offsets(size, width, device)
     canvas.scatter_(1, digit, images.index_select(0, indices).view(batch, size * size))

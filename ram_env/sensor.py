@@ -25,7 +25,7 @@ The table is int32 for uint8 canvases, or int16 where every block of the retina 
 comes out exact, and the table is half the bytes (fewer cache lines a glimpse).
 
 On a CPU, with numba installed (the ``fast`` extra, which ``make`` installs), the table and the
-glimpse are each one compiled loop (``_cpu_kernels``) instead of a dozen PyTorch ops that each
+glimpse are each one compiled loop (``ram_env.kernels``) instead of a dozen PyTorch ops that each
 pay a dispatch and a pass over memory. Both paths give the same values bit for bit (the same
 sums, the same order of float operations); other devices, and tables that need a gradient,
 take the PyTorch ops.
@@ -34,11 +34,10 @@ take the PyTorch ops.
 from __future__ import annotations
 
 import functools
-import importlib.util
-import types
 
-import numpy as np
 import torch
+
+from ram_env import kernels as cpu
 
 __all__ = ["glimpse", "glimpse_from_integral", "integral_image", "square_origin", "table_dtype"]
 
@@ -127,7 +126,7 @@ def integral_image(
     table = torch.empty(shape, dtype=dtype, device=canvases.device) if out is None else out
     if table.shape != shape or table.dtype != dtype or not table.is_contiguous():
         raise ValueError(f"out must be a contiguous {dtype} tensor of shape {shape}")
-    kernels = _cpu_kernels() if table.device.type == "cpu" else None
+    kernels = cpu.compiled() if table.device.type == "cpu" else None
     if kernels is not None and canvases.dtype == torch.uint8:
         kernels.integral(canvases.numpy(), table.numpy())
         return table
@@ -180,7 +179,7 @@ def glimpse_from_integral(
         patch_size, n_scales, scale_factor, peak, height, width, integral.device
     )
     origins = _origins(fixations, half, shift)  # [B, k, 2 (col, row)]
-    kernels = _cpu_kernels() if integral.device.type == "cpu" else None
+    kernels = cpu.compiled() if integral.device.type == "cpu" else None
     if kernels is not None and integral.dtype in _TABLE_DTYPES and not integral.requires_grad:
         out = torch.empty(batch, n_scales, patch_size, patch_size)
         tables, scales = integral.numpy(), norm.view(-1).numpy()
@@ -200,60 +199,6 @@ def glimpse_from_integral(
 
 
 _TABLE_DTYPES = (torch.int16, torch.int32, torch.float64)  # what integral_image builds
-
-
-@functools.cache
-def _cpu_kernels() -> types.SimpleNamespace | None:
-    """The compiled CPU loops ``integral`` and ``glimpse``, or ``None`` without numba."""
-    if importlib.util.find_spec("numba") is None:
-        return None
-    import numba
-
-    @numba.njit(cache=True, nogil=True)
-    def integral(canvases, out):  # pragma: no cover (compiled)
-        """``out`` ``[B, H + 1, W + 1]`` (int16 or int32, written in place): the tables of
-        uint8 ``canvases`` ``[B, H, W]``, row by row (each row the one above plus its own
-        running sum; int16 wraps as PyTorch's ops do)."""
-        batch, height, width = canvases.shape
-        for b in range(batch):
-            out[b, 0, :] = 0
-            for r in range(height):
-                above, row, pixels = out[b, r], out[b, r + 1], canvases[b, r]
-                row[0] = 0
-                running = 0
-                for c in range(width):
-                    running += pixels[c]
-                    row[c + 1] = above[c + 1] + running
-
-    @numba.njit(cache=True, nogil=True)
-    def glimpse(table, origins, factors, norm, wrap, out):  # pragma: no cover (compiled)
-        """``out[b, i, a, c]`` (float32 ``[B, k, g, g]``, written in place): the mean of block
-        ``(a, c)`` of scale ``i``, as the PyTorch path computes it (corners clamped to the
-        canvas, the differences along a row, then between rows, float32 times ``norm[i]``).
-        ``table`` ``[B, H + 1, W + 1]``, ``origins`` int64 ``[B, k, 2]`` (column, row of each
-        scale's square), ``factors`` int64 ``[k]`` (``s**i``), ``norm`` float32 ``[k]``,
-        ``wrap``: the table is int16 (a block sum is its difference modulo 2**16)."""
-        batch, n_scales, patch, _ = out.shape
-        height, width = table.shape[1] - 1, table.shape[2] - 1
-        rows = np.empty(patch + 1, np.int64)
-        cols = np.empty(patch + 1, np.int64)
-        for b in range(batch):
-            for i in range(n_scales):
-                for a in range(patch + 1):
-                    rows[a] = min(max(origins[b, i, 1] + a * factors[i], 0), height)
-                    cols[a] = min(max(origins[b, i, 0] + a * factors[i], 0), width)
-                for a in range(patch):
-                    top, bottom = table[b, rows[a]], table[b, rows[a + 1]]
-                    left_top, left_bottom = top[cols[0]], bottom[cols[0]]
-                    for c in range(patch):
-                        right_top, right_bottom = top[cols[c + 1]], bottom[cols[c + 1]]
-                        block = (right_bottom - left_bottom) - (right_top - left_top)
-                        if wrap:
-                            block = np.int16(block)
-                        out[b, i, a, c] = np.float32(block) * norm[i]
-                        left_top, left_bottom = right_top, right_bottom
-
-    return types.SimpleNamespace(integral=integral, glimpse=glimpse)
 
 
 @functools.lru_cache(maxsize=64)

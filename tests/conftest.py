@@ -114,3 +114,17 @@ def _offline_data_routes() -> Iterator[None]:
         patch.setattr(datasets, "_from_torchvision", refuse)
         patch.setattr(datasets, "_run", refuse)
         yield
+
+
+@pytest.fixture(params=["kernels", "torch ops"])
+def sensor_path(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Run a test on both paths of canvases, tables and glimpses: numba's compiled CPU loops
+    (``ram_env.kernels``, the ``fast`` extra, which the dev install includes) and the PyTorch
+    ops that every other device takes."""
+    from ram_env import kernels
+
+    if request.param == "torch ops":
+        monkeypatch.setattr(kernels, "compiled", lambda: None)
+    else:
+        assert kernels.compiled() is not None, "numba is missing: pip install -e '.[fast]'"
+    return request.param

@@ -46,7 +46,7 @@ def test_random_placement_keeps_the_image_inside_and_covers_the_range(height, wi
 
 
 @pytest.mark.parametrize("count", [1, 4, 8])
-def test_clutter_pieces_come_from_the_split_and_never_darken_the_digit(count):
+def test_clutter_pieces_come_from_the_split_and_never_darken_the_digit(count, sensor_path):
     images = torch.zeros(3, 28, 28, dtype=torch.uint8)
     images[:, 10:18, 10:18] = 200  # any 8x8 crop is a part of this square or empty
     spec = CanvasSpec(100, 100, "random", clutter_count=count, clutter_size=8)
@@ -71,7 +71,7 @@ def test_keys_are_deterministic_and_uniform():
     assert fixed_key(keys).min() >= 0 and fixed_key(keys).max() < 2**31
 
 
-def test_fixed_split_is_pinned():
+def test_fixed_split_is_pinned(sensor_path):
     """Changing these bytes changes every published test score: do it only on purpose."""
     images = torch.arange(3 * 28 * 28, dtype=torch.int64).remainder(251).to(torch.uint8)
     images = images.view(3, 28, 28)
@@ -143,7 +143,7 @@ def reference_canvas(images, index, key, spec):
         CanvasSpec(29, 28, "random"),
     ],
 )
-def test_batched_canvases_match_the_loop_reference(spec):
+def test_batched_canvases_match_the_loop_reference(spec, sensor_path):
     generator = torch.Generator().manual_seed(0)
     images = torch.randint(0, 256, (7, 28, 28), generator=generator, dtype=torch.uint8)
     indices = torch.randint(7, (16,), generator=generator)
@@ -152,3 +152,12 @@ def test_batched_canvases_match_the_loop_reference(spec):
     for b in range(16):
         want = reference_canvas(images, int(indices[b]), int(keys[b]), spec)
         torch.testing.assert_close(canvases[b], want, rtol=0, atol=0)
+
+
+def test_an_index_outside_the_split_is_refused_on_both_paths(sensor_path):
+    images = digit_images(3)
+    spec = CanvasSpec(60, 60, "random", clutter_count=4)
+    for bad in ([0, 3], [-1, 0]):
+        indices = torch.tensor(bad)
+        with pytest.raises(IndexError):
+            make_canvases(images, indices, fixed_key(indices), spec)

@@ -6,19 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from ram_env import sensor
+from ram_env import kernels
 from ram_env.sensor import glimpse, glimpse_from_integral, integral_image, table_dtype
-
-
-@pytest.fixture(params=["kernels", "torch ops"])
-def sensor_path(request, monkeypatch):
-    """Run a test on both paths of the sensor: numba's compiled CPU loops (the ``fast`` extra,
-    which the dev install includes) and the PyTorch ops that every other device takes."""
-    if request.param == "torch ops":
-        monkeypatch.setattr(sensor, "_cpu_kernels", lambda: None)
-    else:
-        assert sensor._cpu_kernels() is not None, "numba is missing: pip install -e '.[fast]'"
-    return request.param
 
 
 def reference_glimpse(canvas, fixation, patch_size, n_scales, scale_factor):
@@ -184,8 +173,7 @@ def test_an_int16_table_gives_the_int32_tables_glimpses_bit_for_bit(
 def test_the_compiled_loops_and_the_torch_ops_agree_bit_for_bit(monkeypatch):
     """Random canvases of odd sizes, fixations far outside, every table dtype, strided tables."""
     generator = torch.Generator().manual_seed(6)
-    kernels = sensor._cpu_kernels()
-    assert kernels is not None, "numba is missing: pip install -e '.[fast]'"
+    assert kernels.compiled() is not None, "numba is missing: pip install -e '.[fast]'"
     cases = [(28, 28, 8, 1, 2), (100, 100, 12, 4, 2), (17, 23, 5, 3, 3), (33, 9, 4, 5, 2)]
     for height, width, patch_size, n_scales, scale_factor in cases:
         pixels = torch.randint(0, 256, (10, height, width), dtype=torch.uint8, generator=generator)
@@ -201,7 +189,7 @@ def test_the_compiled_loops_and_the_torch_ops_agree_bit_for_bit(monkeypatch):
                     compiled_table, fix, patch_size, n_scales, scale_factor
                 )
                 with monkeypatch.context() as patch:
-                    patch.setattr(sensor, "_cpu_kernels", lambda: None)
+                    patch.setattr(kernels, "compiled", lambda: None)
                     table = integral_image(canvases, dtype=dtype)
                     ops = glimpse_from_integral(table, fix, patch_size, n_scales, scale_factor)
                 assert torch.equal(compiled_table, table)

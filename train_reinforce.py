@@ -73,7 +73,7 @@ RESUMABLE_CHANGES = {
 TASK_RECIPES: dict[str, dict[str, Any]] = {
     "GlimpseMNIST-v0": {"weight_decay": 0.05},
     "GlimpseTranslatedMNIST-v0": {"std": 0.17, "epochs": 300, "weight_decay": 0.05},
-    "GlimpseClutteredMNIST-v0": {"std": 0.17, "epochs": 300},
+    "GlimpseClutteredMNIST-v0": {"std": 0.17, "epochs": 300, "weight_decay": 0.05},
     "GlimpseClutteredMNIST100-v0": {"std": 0.17, "epochs": 300},
     "GlimpseFashionMNIST-v0": {"weight_decay": 0.05},
     "GlimpseCatch-v0": {

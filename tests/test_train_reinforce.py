@@ -247,7 +247,9 @@ def test_task_recipes_set_defaults_and_a_given_flag_wins():
     assert (fashion.weight_decay, train_reinforce.parse_args([]).weight_decay) == (0.05, 0.05)
     assert translated.weight_decay == 0.05
     cluttered = train_reinforce.parse_args(["--env", "GlimpseClutteredMNIST-v0"])
-    assert cluttered.weight_decay == 0.0
+    assert cluttered.weight_decay == 0.05
+    cluttered100 = train_reinforce.parse_args(["--env", "GlimpseClutteredMNIST100-v0"])
+    assert cluttered100.weight_decay == 0.0
 
 
 def test_flipped_bytes_in_a_weight_are_refused(tmp_path):

@@ -88,9 +88,16 @@ def table_dtype(
     """
     if canvas_dtype.is_floating_point:
         return torch.float64
-    largest_block = (scale_factor ** (n_scales - 1)) ** 2
-    small = 255 * largest_block < 2**15 and torch.device(device).type == "cpu"
-    return torch.int16 if small else torch.int32
+    small = _largest_block(n_scales, scale_factor) <= _INT16_BLOCK
+    return torch.int16 if small and torch.device(device).type == "cpu" else torch.int32
+
+
+_INT16_BLOCK = 128  # pixels: the largest block whose uint8 sum, up to 255 * 128, is under 2**15
+
+
+def _largest_block(n_scales: int, scale_factor: int) -> int:
+    """Pixels in a block of the coarsest scale: ``(scale_factor**(n_scales - 1))**2``."""
+    return (scale_factor ** (n_scales - 1)) ** 2
 
 
 def integral_image(
@@ -126,7 +133,8 @@ def integral_image(
     table = torch.empty(shape, dtype=dtype, device=canvases.device) if out is None else out
     if table.shape != shape or table.dtype != dtype or not table.is_contiguous():
         raise ValueError(f"out must be a contiguous {dtype} tensor of shape {shape}")
-    kernels = cpu.compiled() if table.device.type == "cpu" else None
+    on_cpu = canvases.device.type == table.device.type == "cpu"
+    kernels = cpu.compiled() if on_cpu else None
     if kernels is not None and canvases.dtype == torch.uint8:
         kernels.integral(canvases.numpy(), table.numpy())
         return table
@@ -169,11 +177,12 @@ def glimpse_from_integral(
     height, width = rows_plus - 1, cols_plus - 1
     peak = 1.0 if integral.dtype.is_floating_point else 255.0
     wrap = integral.dtype == torch.int16
-    if wrap and 255 * (scale_factor ** (n_scales - 1)) ** 2 >= 2**15:
+    if wrap and _largest_block(n_scales, scale_factor) > _INT16_BLOCK:
         raise ValueError(
-            f"an int16 table holds block sums of up to 128 pixels, and {n_scales} scales of "
-            f"factor {scale_factor} have blocks of {(scale_factor ** (n_scales - 1)) ** 2}: "
-            "build the table with integral_image(..., dtype=table_dtype(...))"
+            f"an int16 table holds block sums of up to {_INT16_BLOCK} pixels, and {n_scales} "
+            f"scales of factor {scale_factor} have blocks of "
+            f"{_largest_block(n_scales, scale_factor)}: build the table with "
+            "integral_image(..., dtype=table_dtype(...))"
         )
     half, shift, factors, steps, limit, norm = _retina_constants(
         patch_size, n_scales, scale_factor, peak, height, width, integral.device

@@ -193,9 +193,23 @@ def make_canvases(
 
     Raises:
         IndexError: an index outside ``[0, N)``.
+        ValueError: images not ``[N, S, S]``, indices not a 1-D integer tensor, or a canvas
+            smaller than an image or clutter pieces larger than one.
     """
+    if images.dim() != 3 or images.shape[1] != images.shape[2]:
+        raise ValueError(f"images must have shape [N, S, S], got {tuple(images.shape)}")
+    if indices.dim() != 1 or indices.dtype not in (torch.int32, torch.int64):
+        raise ValueError(
+            "indices must be a 1-D int64 or int32 tensor, "
+            f"got {indices.dtype} of shape {tuple(indices.shape)}"
+        )
     num_images, size, _ = images.shape
     height, width = spec.height, spec.width
+    if min(height, width) < size or not 0 <= spec.clutter_size <= size:
+        raise ValueError(
+            f"a canvas must hold the {size}x{size} image and clutter pieces of at most its side, "
+            f"got {height}x{width} with pieces of {spec.clutter_size}"
+        )
     if not spec.needs_keys and (height, width) == (size, size):
         return images.index_select(0, indices)
     batch, device = indices.shape[0], images.device

@@ -7,8 +7,9 @@ returns them, or ``None`` where numba is not installed; ``ram_env.canvas`` and
 gives its caller's PyTorch result bit for bit (the same integer sums, the same order of float
 operations), which the tests check path against path.
 
-The loops trust their inputs (numba does not check bounds): their callers pass only indices
-they have checked or drawn in range.
+The loops trust their inputs (numba does not check bounds): their callers check the shapes
+and indices that could reach outside an array before they call (``make_canvases``,
+``integral_image``, ``glimpse_from_integral``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ def compiled() -> types.SimpleNamespace | None:
     @numba.njit(cache=True, nogil=True)
     def compose(images, indices, rows, cols, pieces, side, out):  # pragma: no cover (compiled)
         """``out`` uint8 ``[B, H, W]`` (written): image ``indices[b]`` of ``images`` uint8
-        ``[N, S, S]`` at row ``rows[b]``, column ``cols[b]`` on a zero canvas, then each clutter
+        ``[N, S, S]`` (int64 ``indices`` ``[B]``) at row ``rows[b]``, column ``cols[b]`` (int64
+        ``[B]``) on a zero canvas, then each clutter
         piece ``pieces[b, p] = (source, crop row, crop column, row, column)`` (int64
         ``[B, P, 5]``), a ``side x side`` crop, composited with ``max``."""
         size = images.shape[1]
@@ -67,13 +69,14 @@ def compiled() -> types.SimpleNamespace | None:
                     row[c + 1] = above[c + 1] + running
 
     @numba.njit(cache=True, nogil=True)
-    def glimpse(table, origins, factors, norm, wrap, out):  # pragma: no cover (compiled)
+    def glimpse(table, origins, factors, norm, bits, out):  # pragma: no cover (compiled)
         """``out[b, i, a, c]`` (float32 ``[B, k, g, g]``, written): the mean of block ``(a, c)``
         of scale ``i``, as ``ram_env.sensor`` computes it (corners clamped to the canvas, the
         differences along a row, then between rows, float32 times ``norm[i]``). ``table``
         ``[B, H + 1, W + 1]``, ``origins`` int64 ``[B, k, 2]`` (column, row of each scale's
-        square), ``factors`` int64 ``[k]`` (``s**i``), ``norm`` float32 ``[k]``, ``wrap``: the
-        table is int16 (a block sum is its difference modulo 2**16)."""
+        square), ``factors`` int64 ``[k]`` (``s**i``), ``norm`` float32 ``[k]``, ``bits``: 16 or
+        32 for an int16 or int32 table (a block sum is its difference modulo ``2**bits``, as
+        PyTorch's integer ops wrap), 0 for a float table."""
         batch, n_scales, patch, _ = out.shape
         height, width = table.shape[1] - 1, table.shape[2] - 1
         rows = np.empty(patch + 1, np.int64)
@@ -89,8 +92,10 @@ def compiled() -> types.SimpleNamespace | None:
                     for c in range(patch):
                         right_top, right_bottom = top[cols[c + 1]], bottom[cols[c + 1]]
                         block = (right_bottom - left_bottom) - (right_top - left_top)
-                        if wrap:
+                        if bits == 16:
                             block = np.int16(block)
+                        elif bits == 32:
+                            block = np.int32(block)
                         out[b, i, a, c] = np.float32(block) * norm[i]
                         left_top, left_bottom = right_top, right_bottom
 

@@ -81,12 +81,13 @@ def table_dtype(
 ) -> torch.dtype:
     """The dtype of the summed-area tables that ``integral_image`` builds for a retina.
 
-    float64 for float canvases. For uint8 canvases on a CPU, int16 when the largest block,
+    float64 for canvases of any dtype but uint8 (as ``integral_image`` builds them). For uint8
+    canvases on a CPU, int16 when the largest block,
     ``scale_factor**(n_scales - 1)`` squared pixels, sums to under 2**15 (at most 128 pixels:
     4 scales of factor 2 have blocks of 64), else int32; int32 on other devices (int16 was
     measured and tested on CPUs only).
     """
-    if canvas_dtype.is_floating_point:
+    if canvas_dtype != torch.uint8:
         return torch.float64
     small = _largest_block(n_scales, scale_factor) <= _INT16_BLOCK
     return torch.int16 if small and torch.device(device).type == "cpu" else torch.int32
@@ -120,10 +121,7 @@ def integral_image(
         ValueError: ``dtype`` is not one of those, or ``out`` has the wrong shape or dtype.
     """
     batch, height, width = canvases.shape
-    if canvases.dtype.is_floating_point:
-        allowed = (torch.float64,)
-    else:
-        allowed = (torch.int32, torch.int16)
+    allowed = (torch.int32, torch.int16) if canvases.dtype == torch.uint8 else (torch.float64,)
     dtype = allowed[0] if dtype is None else dtype
     if dtype not in allowed:
         raise ValueError(
@@ -136,7 +134,7 @@ def integral_image(
     on_cpu = canvases.device.type == table.device.type == "cpu"
     kernels = cpu.compiled() if on_cpu else None
     if kernels is not None and canvases.dtype == torch.uint8:
-        kernels.integral(canvases.numpy(), table.numpy())
+        kernels.integral(canvases.numpy(), table.numpy())  # bounds: the shapes checked above
         return table
     table[:, 0, :] = 0
     table[:, 1:, 0] = 0
@@ -171,10 +169,16 @@ def glimpse_from_integral(
         float32 ``[B, k, g, g]`` of intensities in ``[0, 1]``; scale 0 is the fovea.
 
     Raises:
-        ValueError: an int16 table with blocks too large for it (see ``table_dtype``).
+        ValueError: ``fixations`` is not ``[B, 2]`` for the ``B`` tables, or an int16 table
+            has blocks too large for it (see ``table_dtype``).
     """
     batch, rows_plus, cols_plus = integral.shape
     height, width = rows_plus - 1, cols_plus - 1
+    if fixations.shape != (batch, 2):
+        raise ValueError(
+            f"fixations must have shape ({batch}, 2) for {batch} tables, "
+            f"got {tuple(fixations.shape)}"
+        )
     peak = 1.0 if integral.dtype.is_floating_point else 255.0
     wrap = integral.dtype == torch.int16
     if wrap and _largest_block(n_scales, scale_factor) > _INT16_BLOCK:
@@ -190,9 +194,10 @@ def glimpse_from_integral(
     origins = _origins(fixations, half, shift)  # [B, k, 2 (col, row)]
     kernels = cpu.compiled() if integral.device.type == "cpu" else None
     if kernels is not None and integral.dtype in _TABLE_DTYPES and not integral.requires_grad:
-        out = torch.empty(batch, n_scales, patch_size, patch_size)
+        out = torch.empty(batch, n_scales, patch_size, patch_size, dtype=torch.float32)
         tables, scales = integral.numpy(), norm.view(-1).numpy()
-        kernels.glimpse(tables, origins.numpy(), factors.numpy(), scales, wrap, out.numpy())
+        bits = 16 if wrap else 32 if integral.dtype == torch.int32 else 0
+        kernels.glimpse(tables, origins.numpy(), factors.numpy(), scales, bits, out.numpy())
         return out
     # Block (a, b) of scale i spans rows [r0 + a f, r0 + (a + 1) f) with f = s**i; clamping its
     # corners to the canvas drops exactly the outside pixels, which read as 0.

@@ -161,3 +161,18 @@ def test_an_index_outside_the_split_is_refused_on_both_paths(sensor_path):
         indices = torch.tensor(bad)
         with pytest.raises(IndexError):
             make_canvases(images, indices, fixed_key(indices), spec)
+
+
+def test_shapes_that_would_reach_outside_an_image_are_refused(sensor_path):
+    images, indices = digit_images(3), torch.tensor([0, 2])
+    keys = fixed_key(indices)
+    cases = [
+        (images, indices, CanvasSpec(28, 28, "random", 3, 30), "pieces of at most its side"),
+        (images, indices, CanvasSpec(60, 20, "random", 2), "must hold the 28x28 image"),
+        (images[:, :, :1], indices, CanvasSpec(60, 60, "random", 2), r"\[N, S, S\]"),
+        (images, indices[:, None], CanvasSpec(60, 60, "random", 2), "1-D int64 or int32"),
+        (images, indices.to(torch.uint8), CanvasSpec(60, 60, "random", 2), "1-D int64 or int32"),
+    ]
+    for imgs, idx, spec, message in cases:
+        with pytest.raises(ValueError, match=message):
+            make_canvases(imgs, idx, keys, spec)

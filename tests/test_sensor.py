@@ -205,3 +205,35 @@ def test_tables_refuse_a_dtype_that_cannot_hold_their_sums():
     narrow = integral_image(canvases, dtype=torch.int16)
     with pytest.raises(ValueError, match=r"int16 table holds block sums of up to 128 pixels"):
         glimpse_from_integral(narrow, torch.zeros(2, 2), 4, 5, 2)  # blocks of 256 pixels
+
+
+def test_fixations_must_match_the_tables_batch(sensor_path):
+    tables = integral_image(torch.zeros(4, 10, 10, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"fixations must have shape \(4, 2\) for 4 tables"):
+        glimpse_from_integral(tables, torch.zeros(1, 2), 2, 1, 2)
+
+
+def test_int32_sums_past_2_31_wrap_as_pytorchs_do(sensor_path):
+    """A white 3000x3000 canvas sums to 2.3e9: the table's running sums wrap, the blocks don't."""
+    canvases = torch.full((1, 3000, 3000), 255, dtype=torch.uint8)
+    table = integral_image(canvases)
+    assert table.dtype == torch.int32 and table[0, -1, -1] < 0  # wrapped
+    patch = glimpse_from_integral(table, torch.tensor([[0.872, 1.0]]), 4, 2, 2)
+    assert set(patch.unique().tolist()) <= {0.0, 1.0}  # inside: white; past the edge: 0
+
+
+def test_glimpses_are_float32_whatever_the_default_dtype(sensor_path):
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        patch = glimpse(torch.zeros(2, 28, 28, dtype=torch.uint8), torch.zeros(2, 2), 8, 2, 2)
+    finally:
+        torch.set_default_dtype(default)
+    assert patch.dtype == torch.float32
+
+
+def test_canvases_of_other_integer_dtypes_read_as_float_values(sensor_path):
+    """Only uint8 means 0-255 intensities; an int32 canvas is summed as it is (float64 table)."""
+    assert table_dtype(torch.int32) == torch.float64
+    patch = glimpse(torch.full((1, 28, 28), 255, dtype=torch.int32), torch.zeros(1, 2), 8)
+    assert patch.max() == 255.0

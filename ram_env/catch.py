@@ -283,7 +283,7 @@ class CatchCore(EpisodeBatch):
         columns = self.paddle[:, None] + torch.arange(config.paddle_width, device=self.device)
         screens[rows[:, None], side - 1, columns] = 255
         self.canvases = screens
-        self.integral = integral_image(screens, out=self.integral, dtype=self.integral.dtype)
+        self.integral = integral_image(screens, out=self.integral)
         self.glimpses = glimpse_from_integral(
             self.integral, self.fixations, config.patch_size, config.n_scales, config.scale_factor
         )

@@ -485,8 +485,7 @@ class GlimpseCore(EpisodeBatch):
         else:
             fixations = torch.rand(count, 2, generator=self.generator, device=self.device) * 2 - 1
         if rows is None:
-            # The table is ours alone: rebuilt in place.
-            integral = integral_image(canvases, out=self.integral, dtype=self.integral.dtype)
+            integral = integral_image(canvases, out=self.integral)  # the table is ours alone
             self.canvases, self.image_indices, self.fixations = canvases, indices, fixations
             self.targets = self.labels.index_select(0, indices)
             self.steps = torch.zeros_like(self.steps)

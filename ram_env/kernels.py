@@ -34,10 +34,10 @@ def compiled() -> types.SimpleNamespace | None:
     @numba.njit(cache=True, nogil=True)
     def compose(images, indices, rows, cols, pieces, side, out):  # pragma: no cover (compiled)
         """``out`` uint8 ``[B, H, W]`` (written): image ``indices[b]`` of ``images`` uint8
-        ``[N, S, S]`` (int64 ``indices`` ``[B]``) at row ``rows[b]``, column ``cols[b]`` (int64
-        ``[B]``) on a zero canvas, then each clutter
-        piece ``pieces[b, p] = (source, crop row, crop column, row, column)`` (int64
-        ``[B, P, 5]``), a ``side x side`` crop, composited with ``max``."""
+        ``[N, S, S]`` at row ``rows[b]``, column ``cols[b]`` on a zero canvas (``indices``,
+        ``rows``, ``cols``: int ``[B]``), then each clutter piece ``pieces[b, p] = (source,
+        crop row, crop column, row, column)`` (int ``[B, P, 5]``), a ``side x side`` crop,
+        composited with ``max``."""
         size = images.shape[1]
         for b in range(out.shape[0]):
             canvas, image = out[b], images[indices[b]]

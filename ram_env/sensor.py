@@ -109,7 +109,8 @@ def integral_image(
     Args:
         canvases: ``[B, H, W]``, uint8 (0-255) or float32 intensities in ``[0, 1]``.
         out: optional contiguous tensor of the result's shape and dtype to write into (a
-            buffer kept across episodes saves a fresh allocation's page faults on a CPU).
+            buffer kept across episodes saves a fresh allocation's page faults on a CPU); its
+            dtype is the table's when ``dtype`` is not given.
         dtype: for uint8 canvases, torch.int32 (the default: exact for canvases of up to 8
             million pixels) or torch.int16 (the sums modulo 2**16, which give exact block sums
             of up to 128 pixels: see ``table_dtype``); float canvases always give float64.
@@ -122,7 +123,8 @@ def integral_image(
     """
     batch, height, width = canvases.shape
     allowed = (torch.int32, torch.int16) if canvases.dtype == torch.uint8 else (torch.float64,)
-    dtype = allowed[0] if dtype is None else dtype
+    if dtype is None:
+        dtype = allowed[0] if out is None else out.dtype
     if dtype not in allowed:
         raise ValueError(
             f"dtype must be one of {allowed} for {canvases.dtype} canvases, got {dtype}"
@@ -180,8 +182,7 @@ def glimpse_from_integral(
             f"got {tuple(fixations.shape)}"
         )
     peak = 1.0 if integral.dtype.is_floating_point else 255.0
-    wrap = integral.dtype == torch.int16
-    if wrap and _largest_block(n_scales, scale_factor) > _INT16_BLOCK:
+    if integral.dtype == torch.int16 and _largest_block(n_scales, scale_factor) > _INT16_BLOCK:
         raise ValueError(
             f"an int16 table holds block sums of up to {_INT16_BLOCK} pixels, and {n_scales} "
             f"scales of factor {scale_factor} have blocks of "
@@ -193,10 +194,10 @@ def glimpse_from_integral(
     )
     origins = _origins(fixations, half, shift)  # [B, k, 2 (col, row)]
     kernels = cpu.compiled() if integral.device.type == "cpu" else None
-    if kernels is not None and integral.dtype in _TABLE_DTYPES and not integral.requires_grad:
+    bits = _TABLE_BITS.get(integral.dtype)
+    if kernels is not None and bits is not None and not integral.requires_grad:
         out = torch.empty(batch, n_scales, patch_size, patch_size, dtype=torch.float32)
         tables, scales = integral.numpy(), norm.view(-1).numpy()
-        bits = 16 if wrap else 32 if integral.dtype == torch.int32 else 0
         kernels.glimpse(tables, origins.numpy(), factors.numpy(), scales, bits, out.numpy())
         return out
     # Block (a, b) of scale i spans rows [r0 + a f, r0 + (a + 1) f) with f = s**i; clamping its
@@ -212,7 +213,8 @@ def glimpse_from_integral(
     return sums.to(torch.float32).mul_(norm)
 
 
-_TABLE_DTYPES = (torch.int16, torch.int32, torch.float64)  # what integral_image builds
+#: What integral_image builds, and the width its integer sums wrap at (0: float, no wrap).
+_TABLE_BITS = {torch.int16: 16, torch.int32: 32, torch.float64: 0}
 
 
 @functools.lru_cache(maxsize=64)

@@ -246,10 +246,11 @@ def test_task_recipes_set_defaults_and_a_given_flag_wins():
     fashion = train_reinforce.parse_args(["--env", "GlimpseFashionMNIST-v0"])
     assert (fashion.weight_decay, train_reinforce.parse_args([]).weight_decay) == (0.05, 0.05)
     assert translated.weight_decay == 0.05
-    cluttered = train_reinforce.parse_args(["--env", "GlimpseClutteredMNIST-v0"])
-    assert cluttered.weight_decay == 0.05
-    cluttered100 = train_reinforce.parse_args(["--env", "GlimpseClutteredMNIST100-v0"])
-    assert cluttered100.weight_decay == 0.0
+    for env_id in ("GlimpseClutteredMNIST-v0", "GlimpseClutteredMNIST100-v0"):
+        assert train_reinforce.parse_args(["--env", env_id]).weight_decay == 0.05
+    undecayed = ["--env", "GlimpseClutteredMNIST100-v0", "--weight-decay", "0"]
+    assert train_reinforce.parse_args(undecayed).weight_decay == 0.0
+    assert train_reinforce.parse_args(["--env", "GlimpseCatch-v0"]).weight_decay == 0.0
 
 
 def test_flipped_bytes_in_a_weight_are_refused(tmp_path):

@@ -82,10 +82,9 @@ def table_dtype(
     """The dtype of the summed-area tables that ``integral_image`` builds for a retina.
 
     float64 for canvases of any dtype but uint8 (as ``integral_image`` builds them). For uint8
-    canvases on a CPU, int16 when the largest block,
-    ``scale_factor**(n_scales - 1)`` squared pixels, sums to under 2**15 (at most 128 pixels:
-    4 scales of factor 2 have blocks of 64), else int32; int32 on other devices (int16 was
-    measured and tested on CPUs only).
+    canvases on a CPU, int16 when the largest block, ``scale_factor**(n_scales - 1)`` squared
+    pixels, sums to under 2**15 (at most 128 pixels: 4 scales of factor 2 have blocks of 64),
+    else int32; int32 on other devices (int16 was measured and tested on CPUs only).
     """
     if canvas_dtype != torch.uint8:
         return torch.float64

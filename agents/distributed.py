@@ -117,9 +117,20 @@ class Group:
 
     def start(self, device: torch.device) -> None:
         """Join the process group (NCCL for a CUDA ``device``, else Gloo); nothing for
-        ``SINGLE``. Blocks until every process of the run has joined."""
+        ``SINGLE``. Blocks until every process of the run has joined.
+
+        ``torch._dynamo`` is imported first. Its first import (by ``torch.optim``, for one)
+        keeps a reference to a process group that already exists (torch 2.14), and then
+        ``destroy_process_group`` in ``close`` cannot free the group. Its Gloo worker threads
+        would live on into the interpreter's exit. A thread that drops the last reference to
+        a Python tensor there aborts the process ("terminate called without an active
+        exception", SIGABRT). That happened to rank 1 of a two-process run on a busy
+        machine, after the run had finished.
+        """
         if not self.launched:
             return
+        import torch._dynamo  # before the group exists (see above)
+
         if device.type == "cuda":
             torch.cuda.set_device(device)
             dist.init_process_group("nccl", device_id=device)

@@ -79,6 +79,24 @@ def assert_same_weights(a, b, exact):
         torch.testing.assert_close(tensor, b["model"][name], **tolerance)
 
 
+#: Run by 2 torchrun processes: join the group, build an optimizer (its first use imports
+#: torch._dynamo), sum a tensor, leave the group, then write the names of this process's
+#: threads to threads_<rank>.json.
+CLOSE_SCRIPT = """
+import json, os, sys, torch
+sys.path.insert(0, sys.argv[1])
+from agents.distributed import Group
+group = Group.from_environment()
+group.start(torch.device("cpu"))
+torch.optim.AdamW(torch.nn.Linear(2, 2).parameters())
+assert group.sum_(torch.ones(2)).tolist() == [2.0, 2.0]
+group.close(finished=True)
+names = [open(f"/proc/self/task/{task}/comm").read().strip()
+         for task in os.listdir("/proc/self/task")]
+open(f"threads_{group.rank}.json", "w").write(json.dumps(names))
+"""
+
+
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory):
     """A 2-process run of 1 epoch (plateau schedule, so it may go on): ``(working folder,
@@ -115,6 +133,27 @@ def test_shards_split_every_index_once_and_seed_each_batch_apart():
              for shard in range(2)}  # fmt: skip
     assert len(seeds) == 8 and shard_seeds(1, 0, 0, 0) == shard_seeds(1, 0, 0, 0)
     assert all(0 <= seed < 2**63 for pair in seeds for seed in pair)
+
+
+@pytest.mark.distributed
+@pytest.mark.skipif(not pathlib.Path("/proc/self/task").is_dir(), reason="reads Linux /proc")
+def test_closing_the_group_ends_its_gloo_threads(tmp_path):
+    """``Group.close`` frees the process group, so that no Gloo worker thread outlives it into
+    the interpreter's exit, where one could abort the process (agents/distributed.py)."""
+    script = tmp_path / "close.py"
+    script.write_text(CLOSE_SCRIPT)
+    command = [
+        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+        str(script), str(ROOT),
+    ]  # fmt: skip
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    for rank in range(2):
+        threads = json.loads((tmp_path / f"threads_{rank}.json").read_text())
+        assert "python" in threads and not any("gloo" in name for name in threads), threads
 
 
 @pytest.mark.distributed

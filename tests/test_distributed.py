@@ -30,13 +30,12 @@ FLAGS = (
 )  # fmt: skip
 
 
-def torchrun(cwd, *extra, processes=2):
-    """``torchrun --standalone --nproc_per_node=processes train_reinforce.py`` in the working
-    folder ``cwd`` (made if missing); its standard output."""
+def launch(cwd, *program, processes=2):
+    """``torchrun --standalone --nproc_per_node=processes *program`` in the working folder
+    ``cwd`` (made if missing), one thread per process; its standard output."""
     command = [
         sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={processes}", str(ROOT / "train_reinforce.py"), *FLAGS,
-        "--ckpt-dir", "run", *extra,
+        f"--nproc_per_node={processes}", *program,
     ]  # fmt: skip
     cwd.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -45,6 +44,14 @@ def torchrun(cwd, *extra, processes=2):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     return done.stdout
+
+
+def torchrun(cwd, *extra, processes=2):
+    """``train_reinforce.py`` with the tests' flags under ``launch``; its standard output."""
+    return launch(
+        cwd, str(ROOT / "train_reinforce.py"), *FLAGS, "--ckpt-dir", "run", *extra,
+        processes=processes,
+    )  # fmt: skip
 
 
 def one_process(cwd, monkeypatch, *extra):
@@ -142,15 +149,7 @@ def test_closing_the_group_ends_its_gloo_threads(tmp_path):
     the interpreter's exit, where one could abort the process (agents/distributed.py)."""
     script = tmp_path / "close.py"
     script.write_text(CLOSE_SCRIPT)
-    command = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-        str(script), str(ROOT),
-    ]  # fmt: skip
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    launch(tmp_path, str(script), str(ROOT))
     for rank in range(2):
         threads = json.loads((tmp_path / f"threads_{rank}.json").read_text())
         assert "python" in threads and not any("gloo" in name for name in threads), threads
